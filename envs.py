@@ -1,0 +1,694 @@
+"""Task distributions of "Recurrent Hypernetworks are Surprisingly Strong in Meta-RL" (Beck et al. 2023).
+
+One gymnasium episode is one *meta-episode*: a task (MDP) is sampled at reset and kept for
+`episodes_per_task` inner episodes. Between inner episodes only the MDP is reset (agent back to its
+start); the task is kept. When `episodes_per_task > 1` a 0/1 flag is appended to the observation: the
+step that ends an inner episode returns that step's reward and, as observation, the FIRST observation of
+the next inner episode with the flag set to 1 (the reference code returned the terminal observation
+instead; see README).
+
+Which ends are which:
+- Inner-episode ends never end the gymnasium episode (they are not terminal for PPO either: the meta-RL
+  objective is the return of the whole meta-episode, so GAE runs across them).
+- The last inner episode ends the gymnasium episode. Grid-Worlds: `terminated` (as in the paper's runs).
+  MuJoCo, MC-LS and ML10: `truncated` when it ran out of time (so PPO bootstraps it from `final_obs`),
+  `terminated` when the body fell (Ant-Dir, Walker) or the MC-LS agent reached the end.
+
+Interface used by every method script:
+- `ENVS[name]`: an `EnvSpec` with the gymnasium id and the paper's settings for that env (episodes per
+  task, PPO settings of SPEC.md, total frames), so `python rnn_hn.py --env walker` needs no other flag.
+- `make_vec(name, num_envs, seed)`: N copies with same-step autoreset: `step` returns the next
+  meta-episode's first observation at once, and `info["final_obs"]` holds each finished meta-episode's
+  last observation. Grid-Worlds are vectorised in numpy; the others use gymnasium's vector envs.
+- `env.reset(seed=..., options={"task": c})` fixes the task; `info["task"]` and `env.unwrapped.task` are
+  the task representation c_M as a flat float vector.
+
+`python envs.py --bench` prints env steps per second for every env.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import time
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+
+
+# ---------------------------------------------------------------------------------------------------
+# Per-env settings (SPEC.md, "Meta-episodes" and "PPO and architecture settings")
+# ---------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class EnvSpec:
+    env_id: str
+    episodes_per_task: int
+    steps_per_episode: int  # the time limit of one inner episode
+    total_timesteps: int  # the paper's budget
+    num_steps: int  # rollout length per env per PPO update
+    update_epochs: int = 2
+    num_minibatches: int = 4
+    clip_coef: float = 0.1
+    ent_coef: float = 0.01
+    gamma: float = 0.97
+    gae_lambda: float = 0.9
+    adam_eps: float = 1e-8
+    anneal_lr: bool = False
+    latent_dim: int = 25  # size of the projected GRU output (hypernetwork input)
+    policy_state_embed: int = 256  # state embedding of the policy ("XL")
+    reward_embed: int = 16  # encoder embeddings: state 32 everywhere, these two per env
+    action_embed: int = 16
+
+
+_GRID = dict(episodes_per_task=4, steps_per_episode=15, total_timesteps=4_000_000, num_steps=60,
+             clip_coef=0.05, ent_coef=0.1, gamma=0.95, gae_lambda=0.95, adam_eps=1e-5,
+             policy_state_embed=25, reward_embed=8, action_embed=0)
+_MUJOCO = dict(episodes_per_task=1, steps_per_episode=200, total_timesteps=75_000_000, num_steps=400)
+
+ENVS: dict[str, EnvSpec] = {
+    "gridworld": EnvSpec("GridWorld-v0", **_GRID),
+    "gridworld-show": EnvSpec("GridWorldShow-v0", **_GRID),
+    "gridworld-dense": EnvSpec("GridWorldDense-v0", **_GRID),
+    "cheetah-dir": EnvSpec("CheetahDir-v0", **_MUJOCO),
+    "cheetah-vel": EnvSpec("CheetahVel-v0", **_MUJOCO),
+    "ant-dir": EnvSpec("AntDir-v0", **{**_MUJOCO, "num_steps": 200, "num_minibatches": 1, "latent_dim": 10}),
+    "walker": EnvSpec("WalkerRandParams-v0", **{**_MUJOCO, "episodes_per_task": 2, "num_steps": 200,
+                                                 "num_minibatches": 2, "clip_coef": 0.05,
+                                                 "reward_embed": 32, "action_embed": 32}),
+    # MC-LS: the paper gives no PPO table row; Grid-World's discrete settings with lr annealing (SPEC).
+    "mc-ls": EnvSpec("MCLS-v0", **{**_GRID, "episodes_per_task": 2, "steps_per_episode": 200,
+                                   "total_timesteps": 6_000_000, "num_steps": 400, "anneal_lr": True,
+                                   "policy_state_embed": 256, "action_embed": 16}),
+    "ml10": EnvSpec("ML10-v0", **{**_MUJOCO, "episodes_per_task": 2, "steps_per_episode": 500,
+                                  "total_timesteps": 100_000_000, "num_steps": 1000}),
+}
+
+
+def get_spec(name: str) -> EnvSpec:
+    """The spec of `name`, or a one-line error naming the valid names."""
+    if name not in ENVS:
+        raise ValueError(f"unknown env {name!r}; choose one of: {', '.join(ENVS)}")
+    return ENVS[name]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Grid-Worlds (VariBAD's 5x5 navigation), vectorised in numpy
+# ---------------------------------------------------------------------------------------------------
+GRID_SIZE = 5
+# Actions: 0 stay, 1 up (y+1), 2 right (x+1), 3 down (y-1), 4 left (x-1).
+MOVES = np.array([[0, 0], [0, 1], [1, 0], [0, -1], [-1, 0]])
+# Goals: the 21 cells outside the 2x2 block of the start corner (0,0),(0,1),(1,0),(1,1).
+GOALS = np.array([(x, y) for x in range(GRID_SIZE) for y in range(GRID_SIZE) if x > 1 or y > 1])
+# Lookup tables make a step a handful of numpy gathers (this is what makes >1M steps/s possible):
+# a cell is c = x * 5 + y.
+_CELLS = np.array([(x, y) for x in range(GRID_SIZE) for y in range(GRID_SIZE)])
+_NEXT_CELL = np.array([[int(np.clip(c + m, 0, GRID_SIZE - 1) @ [GRID_SIZE, 1]) for m in MOVES] for c in _CELLS])
+_NEXT_CELL = _NEXT_CELL.reshape(-1)  # flat [cell * 5 + action]
+_DIST = np.abs(_CELLS[:, None, :] - _CELLS[None, :, :]).sum(-1)  # Manhattan distance [cell, goal cell]
+_CELL_OBS = np.concatenate([_CELLS, np.zeros((len(_CELLS), 1))], 1).astype(np.float32)  # (x, y, flag 0)
+GRID_VARIANTS = ("plain", "show", "dense")
+
+
+class GridWorldVec:
+    """`num_envs` Grid-World meta-episodes stepped together; no Python object per env in the hot loop.
+
+    Rules (SPEC.md): start (0,0); reward 1.0 on the goal, else -0.1 (Dense: -manhattan/5); exactly 15
+    steps per episode, 4 episodes per task. Show: a step that leaves the agent on the start cell observes
+    the goal's (x, y) instead of the position (the first observation of an episode is the start itself).
+    Observation: (x, y, flag). Every meta-episode end is `terminated`.
+    """
+
+    def __init__(self, num_envs: int, variant: str = "plain", episodes_per_task: int = 4,
+                 steps_per_episode: int = 15):
+        if variant not in GRID_VARIANTS:
+            raise ValueError(f"unknown grid variant {variant!r}; choose one of: {', '.join(GRID_VARIANTS)}")
+        self.num_envs, self.variant = num_envs, variant
+        self.episodes_per_task, self.steps_per_episode = episodes_per_task, steps_per_episode
+        # Reward table [cell, goal cell]: computed once, so the step is a gather.
+        off_goal = -_DIST / GRID_SIZE if variant == "dense" else np.full_like(_DIST, -0.1, dtype=float)
+        self._reward = np.where(_DIST == 0, 1.0, off_goal).astype(np.float32).reshape(-1)  # [cell * 25 + goal]
+        self.single_observation_space = gym.spaces.Box(0.0, GRID_SIZE - 1.0, (3,), np.float32)
+        self.single_action_space = gym.spaces.Discrete(len(MOVES))
+        self.task_dim = 2
+        self._rng = np.random.default_rng()
+        self.cell = np.zeros(num_envs, np.int64)
+        self.goal = np.zeros(num_envs, np.int64)  # goal cell
+        self.t = np.zeros(num_envs, np.int64)  # step within the inner episode
+        self.episode = np.zeros(num_envs, np.int64)  # inner episode index
+        self._no_done = np.zeros(num_envs, bool)
+        self._no_final = np.zeros((num_envs, 3), np.float32)
+
+    @property
+    def task(self) -> np.ndarray:
+        return _CELLS[self.goal].astype(np.float32)
+
+    def _obs(self, flag: np.ndarray) -> np.ndarray:
+        shown = self.cell
+        if self.variant == "show":  # on the start cell after a step (flag 0): show the goal instead
+            shown = np.where((self.cell == 0) & (flag == 0) & (self.t > 0), self.goal, self.cell)
+        obs = _CELL_OBS[shown]
+        obs[:, 2] = flag
+        return obs
+
+    def _new_tasks(self, mask: np.ndarray, tasks=None):
+        n = int(mask.sum())
+        if tasks is None:
+            goals = GOALS[self._rng.integers(len(GOALS), size=n)]
+        else:
+            goals = np.asarray(tasks, dtype=np.int64).reshape(n, 2)
+            if not all(any((g == GOALS).all(1)) for g in goals):
+                raise ValueError("a Grid-World task is a goal (x, y) outside the start's 2x2 corner")
+        self.goal[mask] = goals[:, 0] * GRID_SIZE + goals[:, 1]
+        self.cell[mask], self.t[mask], self.episode[mask] = 0, 0, 0
+
+    def reset(self, seed: int | None = None, options: dict | None = None):
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+        self._new_tasks(np.ones(self.num_envs, bool), (options or {}).get("task"))
+        return self._obs(np.zeros(self.num_envs, np.float32)), {"task": self.task}
+
+    def step(self, actions):
+        # Flat gathers from the lookup tables; the rare inner-episode end takes the slower branch.
+        self.cell = _NEXT_CELL.take(self.cell * len(MOVES) + np.asarray(actions))
+        reward = self._reward.take(self.cell * GRID_SIZE**2 + self.goal)
+        self.t += 1
+        ep_end = self.t == self.steps_per_episode
+        if not ep_end.any():
+            shown = np.where(self.cell == 0, self.goal, self.cell) if self.variant == "show" else self.cell
+            info = {"task": _CELL_OBS[self.goal, :2], "final_obs": self._no_final}
+            return _CELL_OBS[shown], reward, self._no_done, self._no_done, info
+        flag = ep_end.astype(np.float32)
+        final_obs = self._obs(flag)  # what the agent sees if this is the meta-episode's last step
+        self.episode += ep_end
+        self.cell[ep_end], self.t[ep_end] = 0, 0
+        done = self.episode == self.episodes_per_task
+        if done.any():
+            self._new_tasks(done)  # same-step autoreset: a new task, a new meta-episode
+        info = {"task": self.task, "final_obs": final_obs}
+        return self._obs(flag * ~done), reward, done, np.zeros_like(done), info
+
+    def close(self):
+        pass
+
+    # Checkpointing: the whole env state is a few arrays and the generator.
+    def get_state(self):
+        return {k: getattr(self, k).copy() for k in ("cell", "goal", "t", "episode")} | {
+            "rng": self._rng.bit_generator.state}
+
+    def set_state(self, state):
+        for k in ("cell", "goal", "t", "episode"):
+            setattr(self, k, state[k].copy())
+        self._rng.bit_generator.state = state["rng"]
+
+
+class GridWorldEnv(gym.Env):
+    """One Grid-World as a gymnasium env (for `gym.make`, `check_env`): a GridWorldVec of one."""
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, variant: str = "plain"):
+        self._vec = GridWorldVec(1, variant)
+        self.observation_space = self._vec.single_observation_space
+        self.action_space = self._vec.single_action_space
+
+    @property
+    def task(self):
+        return self._vec.task[0]
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        task = (options or {}).get("task")
+        obs, info = self._vec.reset(seed=seed, options=None if task is None else {"task": [task]})
+        return obs[0], {"task": info["task"][0]}
+
+    def step(self, action):
+        task = self.task
+        obs, reward, terminated, truncated, info = self._vec.step([action])
+        if terminated[0]:  # the vec env already started a new task; a single env ends here instead
+            obs = info["final_obs"]
+        return obs[0], float(reward[0]), bool(terminated[0]), False, {"task": task}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Meta-episodes over per-env Python objects (MuJoCo, MC-LS, ML10)
+# ---------------------------------------------------------------------------------------------------
+class MetaEpisodeEnv(gym.Env):
+    """Runs `episodes_per_task` inner episodes of one task as one gymnasium episode.
+
+    Subclasses define the task distribution and one inner episode:
+    `sample_task()`, `set_task(task)`, `reset_inner() -> obs`, `step_inner(a) -> (obs, reward, fell)`,
+    and for exact checkpoints `get_inner_state()` / `set_inner_state(s)`.
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, inner_obs_space: gym.spaces.Box, action_space, episodes_per_task: int,
+                 steps_per_episode: int):
+        self.episodes_per_task, self.steps_per_episode = episodes_per_task, steps_per_episode
+        self.use_flag = episodes_per_task > 1
+        low, high = inner_obs_space.low, inner_obs_space.high
+        if self.use_flag:
+            low, high = np.append(low, 0.0), np.append(high, 1.0)
+        self.observation_space = gym.spaces.Box(low.astype(np.float32), high.astype(np.float32), dtype=np.float32)
+        self.action_space = action_space
+        self.task = None
+        self._episode = self._t = 0
+
+    def _with_flag(self, obs, flag: float):
+        obs = np.asarray(obs, dtype=np.float32)
+        return np.append(obs, np.float32(flag)) if self.use_flag else obs
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        task = (options or {}).get("task")
+        self.set_task(self.sample_task() if task is None else np.asarray(task, dtype=np.float32))
+        self._episode = self._t = 0
+        return self._with_flag(self.reset_inner(), 0.0), {"task": self.task.copy()}
+
+    def step(self, action):
+        obs, reward, fell = self.step_inner(action)
+        self._t += 1
+        ep_end = fell or self._t >= self.steps_per_episode
+        terminated = truncated = False
+        if ep_end:
+            self._episode += 1
+            if self._episode == self.episodes_per_task:  # the meta-episode ends with this inner episode
+                terminated, truncated = fell, not fell
+            else:
+                self._t = 0
+                obs = self.reset_inner()
+        return self._with_flag(obs, float(ep_end)), float(reward), terminated, truncated, {"task": self.task.copy()}
+
+    # Checkpointing: counters, task, generator, and whatever the subclass needs to continue exactly.
+    @property
+    def meta_state(self):
+        return {"task": self.task, "episode": self._episode, "t": self._t,
+                "rng": self.np_random.bit_generator.state, "inner": self.get_inner_state()}
+
+    @meta_state.setter
+    def meta_state(self, s):
+        self.set_task(s["task"])
+        self._episode, self._t = s["episode"], s["t"]
+        self.np_random.bit_generator.state = s["rng"]
+        self.set_inner_state(s["inner"])
+
+
+class MujocoTaskEnv(MetaEpisodeEnv):
+    """A gymnasium v5 MuJoCo body (frame skip and model as gymnasium ships them) with the task's reward."""
+
+    def __init__(self, body_id: str, episodes_per_task: int = 1, **body_kwargs):
+        import mujoco  # imported here so the Grid-Worlds need no MuJoCo
+
+        self._mj = mujoco
+        self.sim = gym.make(body_id, **body_kwargs).unwrapped
+        super().__init__(self.sim.observation_space, self.sim.action_space, episodes_per_task, 200)
+
+    def reset(self, *, seed=None, options=None):
+        if seed is not None:  # the body's reset noise comes from its own generator
+            self.sim.reset(seed=seed)
+        return super().reset(seed=seed, options=options)
+
+    def reset_inner(self):
+        obs, _ = self.sim.reset()
+        return obs
+
+    def step_inner(self, action):
+        before = self.sim.data.qpos[:2].copy()
+        obs, _, fell, _, _ = self.sim.step(action)  # the body's own reward is ignored; ours below
+        velocity = (self.sim.data.qpos[:2] - before) / self.sim.dt
+        return obs, self.task_reward(velocity, np.asarray(action)), fell
+
+    def get_inner_state(self):
+        spec = self._mj.mjtState.mjSTATE_INTEGRATION  # everything mj_step reads: exact continuation
+        state = np.empty(self._mj.mj_stateSize(self.sim.model, spec))
+        self._mj.mj_getState(self.sim.model, self.sim.data, state, spec)
+        return {"mj": state, "rng": self.sim.np_random.bit_generator.state}
+
+    def set_inner_state(self, s):
+        self._mj.mj_setState(self.sim.model, self.sim.data, s["mj"], self._mj.mjtState.mjSTATE_INTEGRATION)
+        self._mj.mj_forward(self.sim.model, self.sim.data)
+        self.sim.np_random.bit_generator.state = s["rng"]
+
+
+class CheetahDirEnv(MujocoTaskEnv):
+    """HalfCheetah; task d in {-1, +1}; reward d * forward velocity - 0.05 |a|^2; obs 17-d."""
+
+    def __init__(self):
+        super().__init__("HalfCheetah-v5")
+
+    def sample_task(self):
+        return np.array([self.np_random.choice([-1.0, 1.0])], np.float32)
+
+    def set_task(self, task):
+        self.task = np.asarray(task, np.float32)
+
+    def task_reward(self, velocity, action):
+        return self.task[0] * velocity[0] - 0.05 * np.sum(action**2)
+
+
+class CheetahVelEnv(CheetahDirEnv):
+    """HalfCheetah; task v ~ U[0, 3]; reward -|forward velocity - v| - 0.05 |a|^2."""
+
+    def sample_task(self):
+        return np.array([self.np_random.uniform(0.0, 3.0)], np.float32)
+
+    def task_reward(self, velocity, action):
+        return -abs(velocity[0] - self.task[0]) - 0.05 * np.sum(action**2)
+
+
+class AntDirEnv(MujocoTaskEnv):
+    """Ant (27-d obs: qpos[2:], qvel); task g in {-1, +1}.
+
+    `direction="angle"` (default, the reference code): g is an angle in radians, direction (cos g, sin g).
+    `direction="axis"` (the paper's text): direction (g, 0), forward or backward.
+    Reward: torso xy-velocity . direction - 0.5 |a|^2 - 0.5e-3 |clip(cfrc_ext, -1, 1)|^2 + 1.0;
+    the inner episode terminates when the torso z leaves [0.2, 1.0] (Ant-v5's own rule).
+    """
+
+    def __init__(self, direction: str = "angle"):
+        if direction not in ("angle", "axis"):
+            raise ValueError(f"unknown direction {direction!r}; choose one of: angle, axis")
+        self.direction = direction
+        super().__init__("Ant-v5", include_cfrc_ext_in_observation=False)  # 27-d: no contact forces
+
+    def sample_task(self):
+        return np.array([self.np_random.choice([-1.0, 1.0])], np.float32)
+
+    def set_task(self, task):
+        self.task = np.asarray(task, np.float32)
+        g = float(self.task[0])
+        self._dir = np.array([np.cos(g), np.sin(g)] if self.direction == "angle" else [g, 0.0])
+
+    def task_reward(self, velocity, action):
+        # velocity: the torso's xy velocity (qpos[:2] is the torso's free-joint position).
+        contact = np.sum(np.square(np.clip(self.sim.data.cfrc_ext, -1.0, 1.0)))
+        return velocity @ self._dir - 0.5 * np.sum(action**2) - 0.5e-3 * contact + 1.0
+
+
+class WalkerRandParamsEnv(MujocoTaskEnv):
+    """Walker2d-v5 (frame skip 4, dt 0.008) with 65 physics coefficients resampled per task.
+
+    Each entry of body_mass, body_inertia, geom_friction is multiplied by 1.5^u and each dof_damping by
+    1.3^u, u ~ U[-3, 3] independently. The task representation is u itself (the 65 log-multipliers in
+    their own base). Reward: forward velocity + 1.0 - 1e-3 |a|^2; the inner episode terminates unless
+    0.8 < height < 2.0 and -1 < angle < 1 (Walker2d-v5's rule). 2 inner episodes per task.
+    """
+
+    FIELDS = (("body_mass", 1.5), ("body_inertia", 1.5), ("geom_friction", 1.5), ("dof_damping", 1.3))
+
+    def __init__(self):
+        super().__init__("Walker2d-v5", episodes_per_task=2)
+        m = self.sim.model
+        self._default = {name: getattr(m, name).copy() for name, _ in self.FIELDS}
+        self._sizes = [self._default[name].size for name, _ in self.FIELDS]
+        self.task_dim = sum(self._sizes)  # 65
+
+    def sample_task(self):
+        return self.np_random.uniform(-3.0, 3.0, self.task_dim).astype(np.float32)
+
+    def set_task(self, task):
+        # Every task is set explicitly from the stored defaults, so nothing leaks from the previous one.
+        self.task = np.asarray(task, np.float32)
+        m = self.sim.model
+        for (name, base), u in zip(self.FIELDS, np.split(self.task.astype(np.float64), np.cumsum(self._sizes)[:-1])):
+            getattr(m, name)[:] = self._default[name] * base ** u.reshape(self._default[name].shape)
+        self._mj.mj_setConst(m, self.sim.data)  # masses/inertias changed: recompute derived constants
+
+    def task_reward(self, velocity, action):
+        return velocity[0] + 1.0 - 1e-3 * np.sum(action**2)
+
+
+# ---------------------------------------------------------------------------------------------------
+# MC-LS: long-term memory (AMRL's Minecraft task) with procedural 10x10 RGB views
+# ---------------------------------------------------------------------------------------------------
+_COLOURS = {"wall": (0.45, 0.30, 0.15), "floor": (0.25, 0.25, 0.25), "red": (0.9, 0.1, 0.1),
+            "green": (0.1, 0.8, 0.2), "diamond": (0.3, 0.9, 0.9), "iron": (0.75, 0.75, 0.8),
+            "dark": (0.05, 0.05, 0.05), "white": (1.0, 1.0, 1.0)}
+
+
+class MCLSEnv(MetaEpisodeEnv):
+    """16 rooms in a row; a signal (red/green) before the first room fixes the task.
+
+    Actions: 0 left, 1 forward, 2 right. In the signal room, forward enters room 1. In each room a
+    column stands in front of the agent: diamond must be passed on the left, iron on the right. The agent
+    steps to a side, then forward passes the column: +0.1 on the correct side, 0 on the wrong one (it
+    still progresses). After room 16 the agent faces a junction: turning left earns +4 if the signal
+    was green (-3 if red), right the opposite, and the inner episode terminates. Timeout 200 steps
+    (truncation). Observation: a 10x10 RGB view with N(0, 0.05) noise, flattened, plus the flag.
+    Column types are drawn anew every inner episode; the task representation is the signal (0 red, 1 green).
+    """
+
+    ROOMS = 16
+
+    def __init__(self):
+        super().__init__(gym.spaces.Box(-0.5, 1.5, (300,), np.float32), gym.spaces.Discrete(3), 2, 200)
+        self.task_dim = 1
+
+    def sample_task(self):
+        return np.array([float(self.np_random.integers(2))], np.float32)
+
+    def set_task(self, task):
+        self.task = np.asarray(task, np.float32)
+
+    def reset_inner(self):
+        self.phase, self.lateral = 0, 1  # phase 0 signal room, 1..16 rooms, 17 junction; lateral 0/1/2
+        self.columns = self.np_random.integers(2, size=self.ROOMS)  # 0 diamond (left), 1 iron (right)
+        return self._view()
+
+    def step_inner(self, action):
+        action, reward, done = int(action), 0.0, False
+        if self.phase == 0:
+            if action == 1:
+                self.phase = 1
+        elif self.phase <= self.ROOMS:
+            if action == 1 and self.lateral != 1:  # pass the column on the side the agent stands
+                correct = self.lateral == (0 if self.columns[self.phase - 1] == 0 else 2)
+                reward = 0.1 if correct else 0.0
+                self.phase, self.lateral = self.phase + 1, 1
+            elif action != 1:
+                self.lateral = int(np.clip(self.lateral + action - 1, 0, 2))
+        elif action != 1:  # the junction: left (0) is right for green, right (2) for red
+            reward = 4.0 if (action == 0) == (self.task[0] == 1) else -3.0
+            done = True
+        return self._view(), reward, done
+
+    def _view(self):
+        img = np.empty((10, 10, 3))
+        img[:5], img[5:] = _COLOURS["wall"], _COLOURS["floor"]
+        if self.phase == 0:
+            img[2:8, 2:8] = _COLOURS["green" if self.task[0] == 1 else "red"]
+        elif self.phase <= self.ROOMS:
+            kind = "diamond" if self.columns[self.phase - 1] == 0 else "iron"
+            left = {0: 6, 1: 3, 2: 0}[self.lateral]  # the column drifts to the side opposite the agent
+            img[1:9, left:left + 4] = _COLOURS[kind]
+            pattern = "white" if kind == "diamond" else "dark"  # diamond: dots, iron: stripes
+            if kind == "diamond":
+                img[2:9:3, left + 1:left + 4:2] = _COLOURS[pattern]
+            else:
+                img[2:9:2, left:left + 4] = _COLOURS[pattern]
+        else:
+            img[2:8, 0:2] = img[2:8, 8:10] = _COLOURS["dark"]  # openings left and right
+        img += self.np_random.normal(0.0, 0.05, img.shape)
+        return np.clip(img, -0.5, 1.5).reshape(-1)
+
+    def get_inner_state(self):
+        return {"phase": self.phase, "lateral": self.lateral, "columns": self.columns.copy()}
+
+    def set_inner_state(self, s):
+        self.phase, self.lateral, self.columns = s["phase"], s["lateral"], s["columns"].copy()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Meta-World ML10
+# ---------------------------------------------------------------------------------------------------
+METAWORLD_HINT = "ML10 needs Meta-World: pip install metaworld==3.1.1 mujoco==3.3.0"
+
+
+@functools.lru_cache(maxsize=None)
+def _ml10_benchmark(seed: int):
+    try:
+        import metaworld
+    except ImportError as e:
+        raise RuntimeError(METAWORLD_HINT) from e
+    return metaworld.ML10(seed=seed)  # building it takes seconds: once per process
+
+
+class ML10Env(MetaEpisodeEnv):
+    """Meta-World ML10: a task is one of the parametric variations of the 10 train classes
+    (`split="test"`: of the 5 held-out test classes). 2 inner episodes of 500 steps (truncation).
+    Observation 39-d plus the flag; task representation: a one-hot of the 15 classes."""
+
+    def __init__(self, split: str = "train", benchmark_seed: int = 0):
+        if split not in ("train", "test"):
+            raise ValueError(f"unknown ML10 split {split!r}; choose one of: train, test")
+        bench = _ml10_benchmark(benchmark_seed)
+        self._classes = {**bench.train_classes, **bench.test_classes}
+        self._names = list(self._classes)
+        self._tasks = bench.train_tasks if split == "train" else bench.test_tasks
+        self._envs = {}  # class name -> env, built on first use
+        probe = self._env(self._tasks[0].env_name)
+        super().__init__(probe.observation_space, probe.action_space, 2, probe.max_path_length)
+        self.task_dim = len(self._names)
+
+    def _env(self, name):
+        if name not in self._envs:
+            self._envs[name] = self._classes[name]()
+        return self._envs[name]
+
+    def sample_task(self):
+        # Encode the chosen task as (one-hot class, index into the task list) in one float vector.
+        i = int(self.np_random.integers(len(self._tasks)))
+        return np.append(np.eye(len(self._names))[self._names.index(self._tasks[i].env_name)], i).astype(np.float32)
+
+    def set_task(self, task):
+        task = np.asarray(task, np.float32)
+        mw_task = self._tasks[int(task[-1])]
+        self.task = task[:-1]  # c_M: the class one-hot
+        self._index = task[-1]
+        self.current = self._env(mw_task.env_name)
+        self.current.set_task(mw_task)
+
+    def reset_inner(self):
+        obs, _ = self.current.reset(seed=int(self.np_random.integers(2**31)))
+        return obs
+
+    def step_inner(self, action):
+        obs, reward, terminated, _, info = self.current.step(np.asarray(action, np.float32))
+        self.success = info.get("success", 0.0)
+        return obs, reward, bool(terminated)
+
+    @property
+    def meta_state(self):
+        return None  # Meta-World envs keep internal state we cannot restore: resume starts new tasks
+
+
+# ---------------------------------------------------------------------------------------------------
+# Registration and vectorisation
+# ---------------------------------------------------------------------------------------------------
+_CONSTRUCTORS = {
+    "gridworld": functools.partial(GridWorldEnv, "plain"),
+    "gridworld-show": functools.partial(GridWorldEnv, "show"),
+    "gridworld-dense": functools.partial(GridWorldEnv, "dense"),
+    "cheetah-dir": CheetahDirEnv,
+    "cheetah-vel": CheetahVelEnv,
+    "ant-dir": AntDirEnv,
+    "walker": WalkerRandParamsEnv,
+    "mc-ls": MCLSEnv,
+    "ml10": ML10Env,
+}
+for _name, _spec in ENVS.items():
+    if _spec.env_id not in gym.registry:
+        gym.register(id=_spec.env_id, entry_point=_CONSTRUCTORS[_name])
+
+
+def make_env(name: str, **kwargs) -> gym.Env:
+    """One (unwrapped) env by CLI name; bad names give a one-line error."""
+    get_spec(name)
+    return _CONSTRUCTORS[name](**kwargs)
+
+
+class GymVec:
+    """Gymnasium's vector env in same-step autoreset mode, with the interface of GridWorldVec:
+    `info["final_obs"]` is a dense float array (rows of finished meta-episodes are meaningful)."""
+
+    def __init__(self, name: str, num_envs: int, asynchronous: bool):
+        fns = [functools.partial(make_env, name) for _ in range(num_envs)]
+        cls = gym.vector.AsyncVectorEnv if asynchronous else gym.vector.SyncVectorEnv
+        self.vec = cls(fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+        self.num_envs = num_envs
+        self.single_observation_space = self.vec.single_observation_space
+        self.single_action_space = self.vec.single_action_space
+
+    def reset(self, seed=None, options=None):
+        return self.vec.reset(seed=seed, options=options)
+
+    def step(self, actions):
+        obs, reward, terminated, truncated, info = self.vec.step(actions)
+        final = np.zeros_like(obs)
+        if "final_obs" in info:
+            for i in np.flatnonzero(info["_final_obs"]):
+                final[i] = info["final_obs"][i]
+        info["final_obs"] = final
+        return obs, reward.astype(np.float32), terminated, truncated, info
+
+    def get_state(self):
+        states = self.vec.get_attr("meta_state")
+        return None if any(s is None for s in states) else list(states)
+
+    def set_state(self, states):
+        self.vec.set_attr("meta_state", list(states))
+
+    def close(self):
+        self.vec.close()
+
+
+def make_vec(name: str, num_envs: int, seed: int, asynchronous: bool = False):
+    """N parallel copies of env `name` with same-step autoreset, reset with `seed` (env i: seed + i).
+
+    Returns (vec_env, first_obs, info). The non-grid envs step in this process by default: on 2 cores,
+    gymnasium's subprocess vector env was 2-3x slower (IPC costs more than a MuJoCo step; measure
+    with `python envs.py --bench` on a bigger machine and pass `asynchronous=True` if it wins there)."""
+    spec = get_spec(name)
+    if spec.env_id.startswith("GridWorld"):
+        vec = GridWorldVec(num_envs, name.replace("gridworld", "").lstrip("-") or "plain")
+        obs, info = vec.reset(seed=seed)
+        return vec, obs, info
+    vec = GymVec(name, num_envs, bool(asynchronous))
+    obs, info = vec.reset(seed=seed)
+    return vec, obs, info
+
+
+# ---------------------------------------------------------------------------------------------------
+# Benchmark: python envs.py --bench
+# ---------------------------------------------------------------------------------------------------
+def _bench(names, num_envs: int, seconds: float):
+    rng = np.random.default_rng(0)
+    for name in names:
+        rows = []
+        modes = [None] if name.startswith("gridworld") else ["single", False, True]
+        for mode in modes:
+            if mode == "single":
+                env, n = make_env(name), 1
+                env.reset(seed=0)
+                step = lambda a, env=env: env.step(a[0])  # noqa: E731
+            else:
+                env, _, _ = make_vec(name, num_envs, 0, asynchronous=mode)
+                n, step = num_envs, env.step
+            space = env.action_space if mode == "single" else env.single_action_space
+            if isinstance(space, gym.spaces.Discrete):
+                actions = rng.integers(space.n, size=(1024, n))
+            else:
+                actions = rng.uniform(space.low, space.high, size=(1024, n) + space.shape).astype(np.float32)
+            steps, start = 0, time.perf_counter()
+            while time.perf_counter() - start < seconds:
+                for a in actions[:256]:
+                    out = step(a)
+                    if mode == "single" and (out[2] or out[3]):
+                        env.reset()
+                steps += 256 * n
+            sps = steps / (time.perf_counter() - start)
+            label = {None: f"numpy vec x{n}", "single": "single env", False: f"sync vec x{n}",
+                     True: f"async vec x{n}"}[mode]
+            rows.append(f"{label}: {sps:,.0f} steps/s")
+            env.close()
+        print(f"{name:16s} " + " | ".join(rows), flush=True)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bench", action="store_true", help="print env steps per second for each env")
+    parser.add_argument("--envs", default=",".join(ENVS), help="comma-separated env names to benchmark")
+    parser.add_argument("--num-envs", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
+    args = parser.parse_args()
+    names = args.envs.split(",")
+    for n in names:
+        try:
+            get_spec(n)
+        except ValueError as e:
+            parser.error(str(e))
+    if args.bench:
+        _bench(names, args.num_envs, args.seconds)
+    else:
+        parser.print_help()

@@ -1,0 +1,298 @@
+"""The task distributions follow SPEC.md exactly; each test would fail on a plausible bug."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import envs
+
+ALL = list(envs.ENVS)
+MUJOCO = ["cheetah-dir", "cheetah-vel", "ant-dir", "walker"]
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_check_env_and_registration(name):
+    env = gym.make(envs.ENVS[name].env_id).unwrapped
+    check_env(env, skip_render_check=True)
+    obs, info = env.reset(seed=0)
+    assert env.observation_space.contains(obs)
+    assert np.asarray(info["task"]).ndim == 1 and np.all(np.isfinite(info["task"]))
+
+
+def test_unknown_name_one_line_error():
+    with pytest.raises(ValueError, match=r"unknown env 'nope'; choose one of: gridworld, .*ml10") as e:
+        envs.make_vec("nope", 2, 0)
+    assert "\n" not in str(e.value)
+
+
+# --------------------------------------------------------------------------------- Grid-World rules
+def grid(variant="plain", goal=(4, 4)):
+    env = envs.GridWorldEnv(variant)
+    obs, _ = env.reset(seed=0, options={"task": goal})
+    return env, obs
+
+
+def test_goal_set_is_the_21_cells_outside_the_start_corner():
+    goals = {tuple(g) for g in envs.GOALS}
+    assert len(goals) == 21
+    assert not goals & {(0, 0), (0, 1), (1, 0), (1, 1)}
+    vec = envs.GridWorldVec(4096)
+    vec.reset(seed=1)
+    sampled = {tuple(g) for g in vec.task.astype(int)}
+    assert sampled == goals  # all 21 reachable by the sampler, none other
+
+
+def test_moves_walls_and_stay():
+    env, obs = grid()
+    assert tuple(obs) == (0, 0, 0)
+    # stay, down into the wall, left into the wall: all keep (0, 0)
+    for a in (0, 3, 4):
+        obs, r, *_ = env.step(a)
+        assert tuple(obs[:2]) == (0, 0) and r == pytest.approx(-0.1)
+    obs, *_ = env.step(1)  # up: y + 1
+    assert tuple(obs[:2]) == (0, 1)
+    obs, *_ = env.step(2)  # right: x + 1
+    assert tuple(obs[:2]) == (1, 1)
+    for _ in range(5):
+        obs, *_ = env.step(2)
+    assert tuple(obs[:2]) == (4, 1)  # the east wall stops it
+
+
+def test_rewards_and_the_60_step_meta_episode_with_flags():
+    env, obs = grid(goal=(2, 0))
+    rewards, flags, positions, ends = [], [], [], []
+    for t in range(60):
+        # go right twice then stay on the goal
+        obs, r, terminated, truncated, _ = env.step(2 if t % 15 < 2 else 0)
+        rewards.append(r), flags.append(obs[2]), positions.append(tuple(obs[:2])), ends.append(terminated)
+        assert not truncated
+    assert [t + 1 for t in range(60) if flags[t] == 1] == [15, 30, 45, 60]
+    assert [t + 1 for t in range(60) if ends[t]] == [60]
+    assert positions[14] == (0, 0)  # after the inner end: the next episode's first observation
+    per_episode = np.array(rewards).reshape(4, 15)
+    np.testing.assert_allclose(per_episode[:, 0], -0.1)  # (1, 0) is not the goal
+    np.testing.assert_allclose(per_episode[:, 1:], 1.0)  # on (2, 0) for the rest of each episode
+    assert np.isclose(sum(rewards), 4 * (14 * 1.0 - 0.1))
+
+
+def test_show_reveals_goal_on_start_cell_only_after_a_step():
+    env, obs = grid("show", goal=(3, 2))
+    assert tuple(obs[:2]) == (0, 0)  # the first observation is the start itself
+    obs, *_ = env.step(0)  # stay on the start cell: look
+    assert tuple(obs[:2]) == (3, 2)
+    obs, *_ = env.step(1)
+    assert tuple(obs[:2]) == (0, 1)
+    obs, *_ = env.step(3)  # back onto the start cell
+    assert tuple(obs[:2]) == (3, 2)
+    for _ in range(12):
+        obs, *_ = env.step(1)
+    assert tuple(obs) == (0, 0, 1)  # the next episode begins at the start, not showing the goal
+
+
+def test_dense_reward_is_scaled_manhattan_distance():
+    env, _ = grid("dense", goal=(3, 4))
+    _, r, *_ = env.step(0)
+    assert r == pytest.approx(-(3 + 4) / 5)
+    _, r, *_ = env.step(2)
+    assert r == pytest.approx(-(2 + 4) / 5)
+    for a in (2, 2, 1, 1, 1):
+        _, r, *_ = env.step(a)
+    assert r == pytest.approx(-1 / 5)
+    _, r, *_ = env.step(1)
+    assert r == 1.0
+
+
+def test_vec_grid_matches_single_env_and_autoresets():
+    rng = np.random.default_rng(0)
+    vec, obs, info = envs.make_vec("gridworld-show", 3, seed=5)
+    singles = [envs.GridWorldEnv("show") for _ in range(3)]
+    sobs = [e.reset(options={"task": t})[0] for e, t in zip(singles, info["task"])]
+    np.testing.assert_array_equal(obs, np.stack(sobs))
+    for t in range(60):
+        a = rng.integers(5, size=3)
+        obs, r, term, trunc, info = vec.step(a)
+        outs = [e.step(int(ai)) for e, ai in zip(singles, a)]
+        np.testing.assert_allclose(r, [o[1] for o in outs])
+        assert list(term) == [o[2] for o in outs]
+        if t < 59:
+            np.testing.assert_array_equal(obs, np.stack([o[0] for o in outs]))
+    assert term.all()
+    np.testing.assert_array_equal(info["final_obs"], np.stack([o[0] for o in outs]))
+    assert (obs == [0, 0, 0]).all()  # same-step autoreset: the new meta-episode's first observation
+
+
+# --------------------------------------------------------------------------------- MuJoCo rewards
+@pytest.mark.parametrize("name", MUJOCO)
+def test_mujoco_reward_recomputed_from_positions(name):
+    env = envs.make_env(name)
+    env.reset(seed=3)
+    rng = np.random.default_rng(0)
+    sim = env.sim
+    for _ in range(5):
+        a = rng.uniform(-1, 1, env.action_space.shape)
+        xy_before = sim.data.qpos[:2].copy()
+        _, r, *_ = env.step(a)
+        vx = (sim.data.qpos[0] - xy_before[0]) / sim.dt
+        if name == "cheetah-dir":
+            expected = env.task[0] * vx - 0.05 * np.sum(a**2)
+        elif name == "cheetah-vel":
+            expected = -abs(vx - env.task[0]) - 0.05 * np.sum(a**2)
+        elif name == "walker":
+            expected = vx + 1.0 - 1e-3 * np.sum(a**2)
+        else:
+            g = env.task[0]
+            v = (sim.data.qpos[:2] - xy_before) / sim.dt  # the torso's free joint: its exact position
+            contact = np.sum(np.clip(sim.data.cfrc_ext, -1, 1) ** 2)
+            expected = v @ [np.cos(g), np.sin(g)] - 0.5 * np.sum(a**2) - 0.5e-3 * contact + 1.0
+        assert r == pytest.approx(expected, rel=1e-6, abs=1e-9)
+
+
+def test_cheetah_dir_sign_flips_reward():
+    env = envs.make_env("cheetah-dir")
+    a = np.full(6, 0.3)
+    rewards = []
+    for d in (1.0, -1.0):
+        env.reset(seed=0, options={"task": [d]})
+        rewards.append([env.step(a)[1] for _ in range(20)])
+    ctrl = 0.05 * np.sum(a**2)
+    np.testing.assert_allclose(np.array(rewards[0]) + ctrl, -(np.array(rewards[1]) + ctrl), rtol=1e-6)
+
+
+def test_mujoco_time_limit_is_truncation_and_obs_dims():
+    assert envs.make_env("cheetah-vel").observation_space.shape == (17,)
+    assert envs.make_env("ant-dir").observation_space.shape == (27,)
+    env = envs.make_env("cheetah-vel")
+    env.reset(seed=0)
+    for t in range(200):
+        _, _, term, trunc, _ = env.step(np.zeros(6))
+        assert not term and trunc == (t == 199)
+
+
+# --------------------------------------------------------------------------------- Walker
+def test_walker_65_multipliers_per_task():
+    env = envs.make_env("walker")
+    m = env.sim.model
+    defaults = {k: getattr(m, k).copy() for k, _ in env.FIELDS}
+    _, info1 = env.reset(seed=0)
+    u1 = info1["task"]
+    assert u1.shape == (65,) and np.all(np.abs(u1) <= 3)
+    assert env.observation_space.shape == (18,)  # 17-d + flag
+    # the model holds default * base^u for every entry
+    start = 0
+    for name, base in env.FIELDS:
+        n = defaults[name].size
+        expected = defaults[name] * base ** u1[start:start + n].reshape(defaults[name].shape)
+        np.testing.assert_allclose(getattr(m, name), expected, rtol=1e-5)
+        start += n
+    masses = m.body_mass.copy()
+    # fixed within a meta-episode (through the inner reset), different for the next task
+    for _ in range(400):
+        *_, term, trunc, info = env.step(env.action_space.sample())
+        np.testing.assert_array_equal(m.body_mass, masses)
+        if term or trunc:
+            break
+    _, info2 = env.reset()
+    assert not np.allclose(info2["task"], u1)
+    assert not np.allclose(m.body_mass[1:], masses[1:])
+    # restored physics: the zero task gives back the defaults exactly, derived constants included
+    env.reset(options={"task": np.zeros(65)})
+    for name, _ in env.FIELDS:
+        np.testing.assert_allclose(getattr(m, name), defaults[name])
+    fresh = envs.make_env("walker").sim
+    np.testing.assert_allclose(m.body_subtreemass, fresh.model.body_subtreemass)
+    np.testing.assert_allclose(m.dof_invweight0, fresh.model.dof_invweight0, rtol=1e-6)
+
+
+def test_walker_two_inner_episodes():
+    env = envs.make_env("walker")
+    env.reset(seed=1)
+    flags, steps = [], 0
+    while True:
+        obs, _, term, trunc, _ = env.step(np.zeros(6))
+        steps += 1
+        flags.append(obs[-1])
+        if term or trunc:
+            break
+    assert sum(flags) == 2 and flags[-1] == 1  # one inner end inside, one at the end
+
+
+# --------------------------------------------------------------------------------- MC-LS
+def mcls(signal):
+    env = envs.make_env("mc-ls")
+    env.reset(seed=0, options={"task": [signal]})
+    return env
+
+
+def run_rooms(env, correct=True):
+    env.step(1)  # leave the signal room
+    total = 0.0
+    for k in range(16):
+        left = env.columns[k] == 0
+        side = 0 if left == correct else 2
+        total += env.step(side)[1]
+        total += env.step(1)[1]
+    return total
+
+
+@pytest.mark.parametrize("signal,turn,expected", [(1, 0, 4.0), (1, 2, -3.0), (0, 2, 4.0), (0, 0, -3.0)])
+def test_mcls_rewards(signal, turn, expected):
+    env = mcls(signal)
+    assert run_rooms(env, correct=True) == pytest.approx(1.6)
+    obs, r, term, trunc, _ = env.step(turn)
+    assert r == expected and obs[-1] == 1 and not term  # the first inner episode ends: flag set
+    assert run_rooms(env, correct=False) == 0.0  # the wrong side earns nothing, but progresses
+    *_, r, term, trunc, _ = env.step(turn)
+    assert r == expected and term and not trunc
+
+
+def test_mcls_timeout_200_and_views_differ():
+    env = mcls(0)
+    obs0 = env.reset(seed=0, options={"task": [0]})[0]
+    obs1 = env.reset(seed=0, options={"task": [1]})[0]
+    assert obs0.shape == (301,)
+    assert np.abs(obs0 - obs1).mean() > 0.05  # red and green signals look different
+    for t in range(400):
+        *_, term, trunc, _ = env.step(0)  # never moves forward
+        if term or trunc:
+            break
+    assert t == 399 and trunc and not term
+
+
+# --------------------------------------------------------------------------------- seeding, checkpoints
+@pytest.mark.parametrize("name", ["gridworld", "walker", "mc-ls", "ant-dir"])
+def test_same_seed_same_trajectory(name):
+    def rollout():
+        vec, obs, _ = envs.make_vec(name, 2, seed=11)
+        rng = np.random.default_rng(0)
+        space = vec.single_action_space
+        out = [obs]
+        for _ in range(50):
+            a = rng.integers(space.n, size=2) if hasattr(space, "n") else rng.uniform(-1, 1, (2,) + space.shape)
+            o, r, *_ = vec.step(a)
+            out += [o, r]
+        vec.close()
+        return out
+
+    a, b = rollout(), rollout()
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("name", ["gridworld-show", "walker", "mc-ls"])
+def test_get_set_state_continues_exactly(name):
+    rng = np.random.default_rng(0)
+    vec, _, _ = envs.make_vec(name, 2, seed=4)
+    space = vec.single_action_space
+    acts = [rng.integers(space.n, size=2) if hasattr(space, "n") else rng.uniform(-1, 1, (2,) + space.shape)
+            for _ in range(80)]
+    for a in acts[:30]:
+        vec.step(a)
+    state = vec.get_state()
+    ref = [vec.step(a)[:2] for a in acts[30:]]
+    other, _, _ = envs.make_vec(name, 2, seed=999)
+    other.set_state(state)
+    got = [other.step(a)[:2] for a in acts[30:]]
+    for (o1, r1), (o2, r2) in zip(ref, got):
+        np.testing.assert_array_equal(o1, o2)
+        np.testing.assert_array_equal(r1, r2)
