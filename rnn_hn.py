@@ -278,6 +278,19 @@ class Agent(nn.Module):
         return self.encoder(self.obs_rms.normalize(obs), prev_action, prev_reward, new_task, h)
 
 
+def compute_gae(rewards, values, ended, next_value, gamma, lam):
+    """GAE over (T, N) rollouts. Only a meta-episode end (`ended`) stops bootstrapping: inner-episode ends
+    are ordinary steps of the meta-episode, whose whole return is the objective (Eq. 1)."""
+    advantages, last = torch.zeros_like(rewards), torch.zeros_like(next_value)
+    for t in reversed(range(rewards.shape[0])):
+        nonterminal = 1.0 - ended[t]
+        nxt = next_value if t == rewards.shape[0] - 1 else values[t + 1]
+        delta = rewards[t] + gamma * nxt * nonterminal - values[t]
+        last = delta + gamma * lam * nonterminal * last
+        advantages[t] = last
+    return advantages
+
+
 # ---------------------------------------------------------------------------------------------------
 # Checkpoints and logs: written to a temporary file, then renamed (atomic on POSIX)
 # ---------------------------------------------------------------------------------------------------
@@ -443,14 +456,7 @@ def main(args: Args):
             zn, _ = agent.encode(carry["obs"][None], carry["prev_action"][None], carry["prev_reward"][None],
                                  carry["new_task"][None], h)
             _, next_value = agent.heads(zn[0], carry["obs"])
-            advantages = torch.zeros(T, N, device=device)
-            last = torch.zeros(N, device=device)
-            for t in reversed(range(T)):
-                nonterminal = 1.0 - ended_buf[t]  # only a meta-episode end stops the bootstrap
-                nxt = next_value if t == T - 1 else value_buf[t + 1]
-                delta = reward_buf[t] + args.gamma * nxt * nonterminal - value_buf[t]
-                last = delta + args.gamma * args.gae_lambda * nonterminal * last
-                advantages[t] = last
+            advantages = compute_gae(reward_buf, value_buf, ended_buf, next_value, args.gamma, args.gae_lambda)
             returns = advantages + value_buf
             advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
 
