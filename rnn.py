@@ -1,0 +1,491 @@
+"""RNN: the RL^2 recurrent baseline, trained with PPO (Beck et al. 2023, section 3.2, Fig. 2a).
+
+A GRU reads the trajectory (state, previous action, reward, episode-end flag) of the current task; its
+output, projected to a small latent z with a tanh, is the only input of a separate actor and critic
+(ordinary MLPs): the policy sees the current state only through the GRU. Diff it with rnn_s.py to see
+what passing the state again changes. Self-contained: the only project import is envs.py.
+
+    python rnn.py --env gridworld              # the paper's budget (4e6 frames)
+    python rnn.py --env walker --lr 1e-4
+    python rnn.py --resume runs/gridworld__rnn__73__1700000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import envs
+
+METHOD = "rnn"
+
+
+# ---------------------------------------------------------------------------------------------------
+# Arguments. `None` means: the paper's value for this env (envs.ENVS, SPEC.md's table).
+# ---------------------------------------------------------------------------------------------------
+@dataclass
+class Args:
+    env: str = field(default="gridworld", metadata={"help": "task distribution", "choices": list(envs.ENVS)})
+    seed: int = field(default=73, metadata={"help": "seed of torch, numpy and the envs"})
+    lr: float = field(default=3e-4, metadata={"help": "Adam learning rate (the paper sweeps 3e-3..3e-5)"})
+    total_timesteps: int = field(default=None, metadata={"help": "env frames to train for (default: the paper's)"})
+    num_envs: int = field(default=16, metadata={"help": "parallel envs (meta-episodes) per rollout"})
+    num_steps: int = field(default=None, metadata={"help": "rollout length per env per update"})
+    update_epochs: int = field(default=None, metadata={"help": "PPO epochs per update"})
+    num_minibatches: int = field(default=None, metadata={"help": "minibatches per epoch (of whole env sequences)"})
+    clip_coef: float = field(default=None, metadata={"help": "PPO clip range (also for the value)"})
+    ent_coef: float = field(default=None, metadata={"help": "entropy bonus"})
+    vf_coef: float = field(default=0.5, metadata={"help": "value loss coefficient"})
+    gamma: float = field(default=None, metadata={"help": "discount"})
+    gae_lambda: float = field(default=None, metadata={"help": "GAE lambda"})
+    max_grad_norm: float = field(default=0.5, metadata={"help": "gradient norm clip"})
+    adam_eps: float = field(default=None, metadata={"help": "Adam epsilon"})
+    anneal_lr: bool = field(default=None, metadata={"help": "decay the learning rate linearly to 0"})
+    gru_size: int = field(default=256, metadata={"help": "GRU units"})
+    latent_dim: int = field(default=None, metadata={"help": "size of the projected GRU output z"})
+    hidden: str = field(default="256,128", metadata={"help": "hidden layer sizes of the policy"})
+    cuda: bool = field(default=False, metadata={"help": "train on the GPU"})
+    threads: int = field(default=2, metadata={"help": "torch CPU threads"})
+    log_every: int = field(default=10, metadata={"help": "print a progress line every N updates"})
+    save_every: int = field(default=100, metadata={"help": "checkpoint every N updates (0: only at the end)"})
+    run_dir: str = field(default=None, metadata={"help": "output folder (default runs/<env>__<method>__<seed>__<time>)"})
+    resume: str = field(default=None, metadata={"help": "continue the run in this folder from its checkpoint"})
+    stop_after: int = field(default=0, metadata={"help": "exit after N updates of this session without saving, "
+                                                          "as a kill would (tests, time-boxed sessions)"})
+
+
+def parse_args(argv=None) -> Args:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    # A bad flag is one line naming the allowed values, not a usage block.
+    parser.error = lambda msg: parser.exit(2, f"{parser.prog}: error: {msg}\n")
+    for f in dataclasses.fields(Args):
+        flag, kind = "--" + f.name.replace("_", "-"), {"bool": bool, "int": int, "float": float}.get(
+            str(f.type).replace(" | None", ""), str)
+        if kind is bool:
+            parser.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes"), nargs="?", const=True,
+                                default=f.default, help=f.metadata["help"])
+        else:
+            parser.add_argument(flag, type=kind, default=f.default, help=f.metadata["help"],
+                                choices=f.metadata.get("choices"))
+    args = Args(**vars(parser.parse_args(argv)))
+    if args.resume:
+        config = os.path.join(args.resume, "config.json")
+        if not os.path.exists(os.path.join(args.resume, "checkpoint.pt")):
+            parser.error(f"--resume {args.resume}: no checkpoint.pt there")
+        with open(config) as fh:
+            saved = json.load(fh)
+        return Args(**{**saved, "resume": args.resume, "run_dir": args.resume, "cuda": args.cuda,
+                       "stop_after": args.stop_after})
+    spec = envs.get_spec(args.env)
+    for name in ("total_timesteps", "num_steps", "update_epochs", "num_minibatches", "clip_coef", "ent_coef",
+                 "gamma", "gae_lambda", "adam_eps", "anneal_lr", "latent_dim"):
+        if getattr(args, name) is None:
+            setattr(args, name, getattr(spec, name))
+    checks = [(args.lr > 0, "--lr must be > 0"), (args.num_envs > 0, "--num-envs must be > 0"),
+              (args.total_timesteps > 0, "--total-timesteps must be > 0"),
+              (args.num_envs % args.num_minibatches == 0,
+               f"--num-minibatches must divide --num-envs ({args.num_envs})"),
+              (all(s.isdigit() for s in args.hidden.split(",")), "--hidden must be sizes like 256,128"),
+              (not args.cuda or torch.cuda.is_available(), "--cuda given but no CUDA device is available")]
+    for ok, msg in checks:
+        if not ok:
+            parser.error(msg)
+    return args
+
+
+# ---------------------------------------------------------------------------------------------------
+# Networks
+# ---------------------------------------------------------------------------------------------------
+class RunningMeanStd(nn.Module):
+    """Running mean and variance (parallel algorithm); buffers, so they live in the checkpoint."""
+
+    def __init__(self, shape=()):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(shape, dtype=torch.float64))
+        self.register_buffer("var", torch.ones(shape, dtype=torch.float64))
+        self.register_buffer("count", torch.tensor(1e-4, dtype=torch.float64))
+
+    def update(self, x: torch.Tensor):
+        x = x.reshape(-1, *self.mean.shape).double()
+        mean, var, n = x.mean(0), x.var(0, unbiased=False), x.shape[0]
+        delta, total = mean - self.mean, self.count + n
+        self.mean += delta * n / total
+        self.var.copy_((self.var * self.count + var * n + delta**2 * self.count * n / total) / total)
+        self.count.copy_(total)
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        return ((x - self.mean.float()) / torch.sqrt(self.var.float() + 1e-8)).clamp(-10.0, 10.0)
+
+
+def normc_(weight: torch.Tensor, gain: float) -> torch.Tensor:
+    """Each output unit's weight vector ~ N(0, 1), rescaled to norm `gain` (the reference's normc init)."""
+    with torch.no_grad():
+        weight.normal_()
+        weight *= gain / weight.norm(dim=1, keepdim=True)
+    return weight
+
+
+class Encoder(nn.Module):
+    """Embeds (state, previous action, reward) with ReLU and runs the GRU; z = tanh(P h)."""
+
+    def __init__(self, obs_dim, act_dim, spec: envs.EnvSpec, gru_size, latent_dim):
+        super().__init__()
+        self.state = nn.Linear(obs_dim, 32)
+        self.action = nn.Linear(act_dim, spec.action_embed) if spec.action_embed else None  # none on grids
+        self.reward = nn.Linear(1, spec.reward_embed)
+        self.gru = nn.GRU(32 + spec.action_embed + spec.reward_embed, gru_size)
+        self.project = nn.Linear(gru_size, latent_dim)
+
+    def embed(self, obs, prev_action, prev_reward):
+        parts = [self.state(obs), self.reward(prev_reward.unsqueeze(-1))]
+        if self.action is not None:
+            parts.append(self.action(prev_action))
+        return F.relu(torch.cat(parts, -1))
+
+    def forward(self, obs, prev_action, prev_reward, new_task, h):
+        """Sequences (T, B, ...) from hidden state h (B, H); `new_task[t]` zeroes h before step t.
+
+        The hidden state is reset only where a new task starts. The GRU runs as one fused call per
+        segment between the time steps where any sequence starts a new task (one segment on Grid-World,
+        where a rollout is exactly one meta-episode), instead of a Python loop over steps.
+        """
+        x = self.embed(obs, prev_action, prev_reward)
+        cuts = torch.nonzero(new_task.any(1)).flatten().tolist()
+        bounds = sorted(set([0] + cuts + [x.shape[0]]))
+        outs, h = [], h.unsqueeze(0)
+        for start, end in zip(bounds[:-1], bounds[1:]):
+            h = h * (1.0 - new_task[start]).view(1, -1, 1)
+            out, h = self.gru(x[start:end], h)
+            outs.append(out)
+        return torch.tanh(self.project(torch.cat(outs))), h.squeeze(0)
+
+
+class MLP(nn.Module):
+    """input -> tanh layers -> output layer, with ordinary weights (no hypernetwork)."""
+
+    def __init__(self, in_dim, hidden, out_dim, out_init):
+        super().__init__()
+        sizes = [in_dim] + hidden
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.out = nn.Linear(sizes[-1], out_dim)
+        for layer in self.layers:  # the same initial base network as RNN+HN's Bias-HyperInit
+            normc_(layer.weight, 5.0 / 3.0)
+            nn.init.zeros_(layer.bias)
+        out_init(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = torch.tanh(layer(x))
+        return self.out(x)
+
+
+def torch_default_init(w):
+    nn.init.kaiming_uniform_(w, a=math.sqrt(5))  # what nn.Linear does
+
+
+class Agent(nn.Module):
+    def __init__(self, obs_dim, action_space, spec: envs.EnvSpec, args: Args):
+        super().__init__()
+        self.discrete = hasattr(action_space, "n")
+        act_dim = 1 if self.discrete else action_space.shape[0]  # discrete actions enter as the index
+        out_dim = action_space.n if self.discrete else act_dim
+        hidden = [int(s) for s in args.hidden.split(",")]
+        self.obs_rms = RunningMeanStd((obs_dim,))  # inputs are normalised inside the agent
+        self.encoder = Encoder(obs_dim, act_dim, spec, args.gru_size, args.latent_dim)
+        # The policy: z only, ordinary weights (Fig. 2a); the state reaches it through the GRU.
+        if self.discrete:
+            actor_out = lambda w: nn.init.orthogonal_(w, 0.01)  # noqa: E731
+        else:
+            actor_out = lambda w: normc_(w, 1.0)  # noqa: E731
+            self.logstd = nn.Parameter(torch.zeros(act_dim))  # one shared parameter
+        self.actor = MLP(args.latent_dim, hidden, out_dim, actor_out)
+        self.critic = MLP(args.latent_dim, hidden, 1, torch_default_init)
+
+    def heads(self, z, obs):
+        """Policy distribution and value from the latent z (the state is already in it)."""
+        out = self.actor(z)
+        value = self.critic(z).squeeze(-1)
+        if self.discrete:
+            return torch.distributions.Categorical(logits=out), value
+        return torch.distributions.Normal(out, self.logstd.exp()), value
+
+    def encode(self, obs, prev_action, prev_reward, new_task, h):
+        return self.encoder(self.obs_rms.normalize(obs), prev_action, prev_reward, new_task, h)
+
+
+def compute_gae(rewards, values, ended, next_value, gamma, lam):
+    """GAE over (T, N) rollouts. Only a meta-episode end (`ended`) stops bootstrapping: inner-episode ends
+    are ordinary steps of the meta-episode, whose whole return is the objective (Eq. 1)."""
+    advantages, last = torch.zeros_like(rewards), torch.zeros_like(next_value)
+    for t in reversed(range(rewards.shape[0])):
+        nonterminal = 1.0 - ended[t]
+        nxt = next_value if t == rewards.shape[0] - 1 else values[t + 1]
+        delta = rewards[t] + gamma * nxt * nonterminal - values[t]
+        last = delta + gamma * lam * nonterminal * last
+        advantages[t] = last
+    return advantages
+
+
+# ---------------------------------------------------------------------------------------------------
+# Checkpoints and logs: written to a temporary file, then renamed (atomic on POSIX)
+# ---------------------------------------------------------------------------------------------------
+def atomic_write(path, write):
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "wb") as fh:
+        write(fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def write_csv(path, rows, columns):
+    def write(fh):
+        text = [",".join(columns)] + [",".join(_fmt(r.get(c)) for c in columns) for r in rows]
+        fh.write(("\n".join(text) + "\n").encode())
+
+    atomic_write(path, write)
+
+
+def _fmt(v):
+    return "" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.6g}" if isinstance(v, float) else str(v)
+
+
+def main(args: Args):
+    spec = envs.get_spec(args.env)
+    torch.set_num_threads(args.threads)
+    device = torch.device("cuda" if args.cuda else "cpu")
+    if args.run_dir is None:
+        args.run_dir = os.path.join("runs", f"{args.env}__{METHOD}__{args.seed}__{int(time.time())}")
+    os.makedirs(args.run_dir, exist_ok=True)
+    K = spec.episodes_per_task
+    columns = (["update", "global_step", "return"] + [f"return_ep{k + 1}" for k in range(K)] +
+               ["episodes", "sps", "policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac",
+                "latent_grad_norm", "grad_norm", "lr", "time"])
+
+    # ------------------------------------------------------------------ env setup
+    torch.manual_seed(args.seed)
+    np.random.seed(args.seed)
+    vec, next_obs, _ = envs.make_vec(args.env, args.num_envs, args.seed)
+    obs_dim = vec.single_observation_space.shape[0]
+    action_space = vec.single_action_space
+    agent = Agent(obs_dim, action_space, spec, args).to(device)
+    optimizer = torch.optim.Adam(agent.parameters(), lr=args.lr, eps=args.adam_eps, fused=True)  # one kernel
+    reward_rms = RunningMeanStd().to(device)  # rewards for PPO / running std of the discounted return
+    act_dim = 1 if agent.discrete else action_space.shape[0]
+    batch = args.num_envs * args.num_steps
+    num_updates = max(1, args.total_timesteps // batch)
+    N, T = args.num_envs, args.num_steps
+
+    # What carries over from one rollout to the next (and into checkpoints).
+    carry = dict(obs=torch.as_tensor(next_obs, device=device), h=torch.zeros(N, args.gru_size, device=device),
+                 prev_action=torch.zeros(N, act_dim, device=device), prev_reward=torch.zeros(N, device=device),
+                 new_task=torch.ones(N, device=device), disc_return=torch.zeros(N, device=device),
+                 meta_return=np.zeros(N), ep_returns=np.zeros((N, K)), ep_index=np.zeros(N, dtype=int))
+    rows, start_update, elapsed = [], 0, 0.0  # elapsed: training seconds, summed over resumed sessions
+    if args.resume:
+        ckpt = torch.load(os.path.join(args.run_dir, "checkpoint.pt"), map_location=device, weights_only=False)
+        agent.load_state_dict(ckpt["agent"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        reward_rms.load_state_dict(ckpt["reward_rms"])
+        carry, start_update, elapsed = ckpt["carry"], ckpt["update"], ckpt["elapsed"]
+        torch.set_rng_state(ckpt["torch_rng"])
+        np.random.set_state(ckpt["numpy_rng"])
+        if ckpt["env_state"] is not None:
+            vec.set_state(ckpt["env_state"])
+        else:  # envs that cannot restore their state start new meta-episodes here
+            vec, next_obs, _ = envs.make_vec(args.env, args.num_envs, args.seed + start_update)
+            carry.update(obs=torch.as_tensor(next_obs, device=device), new_task=torch.ones(N, device=device))
+        with open(os.path.join(args.run_dir, "progress.csv")) as fh:  # rows after the checkpoint are redone
+            rows = [r for r in csv.DictReader(fh) if r["update"] and int(r["update"]) <= start_update]
+        print(f"resuming {args.run_dir} at update {start_update}/{num_updates}", flush=True)
+    session_start = elapsed
+    with open(os.path.join(args.run_dir, "config.json.tmp"), "w") as fh:
+        json.dump(dataclasses.asdict(args) | {"resume": None, "stop_after": 0}, fh, indent=1)
+    os.replace(os.path.join(args.run_dir, "config.json.tmp"), os.path.join(args.run_dir, "config.json"))
+    try:
+        from torch.utils.tensorboard import SummaryWriter  # optional
+
+        writer = SummaryWriter(args.run_dir)
+    except ImportError:
+        writer = None
+
+    def save(update, path="checkpoint.pt"):
+        state = dict(agent=agent.state_dict(), optimizer=optimizer.state_dict(), reward_rms=reward_rms.state_dict(),
+                     carry=carry, update=update, elapsed=elapsed, torch_rng=torch.get_rng_state(),
+                     numpy_rng=np.random.get_state(), env_state=vec.get_state(), args=dataclasses.asdict(args))
+        atomic_write(os.path.join(args.run_dir, path), lambda fh: torch.save(state, fh))
+        write_csv(os.path.join(args.run_dir, "progress.csv"), rows, columns)
+
+    # Rollout storage: (T, N, ...) per env sequence.
+    obs_buf = torch.zeros(T, N, obs_dim, device=device)
+    prev_action_buf = torch.zeros(T, N, act_dim, device=device)
+    prev_reward_buf = torch.zeros(T, N, device=device)
+    new_task_buf = torch.zeros(T, N, device=device)
+    actions_buf = torch.zeros((T, N) if agent.discrete else (T, N, act_dim), device=device)
+    logprob_buf, value_buf, reward_buf, ended_buf = (torch.zeros(T, N, device=device) for _ in range(4))
+
+    for update in range(start_update + 1, num_updates + 1):
+        t0 = time.time()
+        lr = args.lr * (1.0 - (update - 1) / num_updates) if args.anneal_lr else args.lr
+        optimizer.param_groups[0]["lr"] = lr
+        h0 = carry["h"].clone()  # the recurrent state at the rollout start, for full BPTT in the update
+        h = carry["h"]
+        finished_meta, finished_eps = [], []
+
+        # ------------------------------------------------------------------ rollout
+        for t in range(T):
+            obs_buf[t], prev_action_buf[t] = carry["obs"], carry["prev_action"]
+            prev_reward_buf[t], new_task_buf[t] = carry["prev_reward"], carry["new_task"]
+            with torch.no_grad():
+                z, h = agent.encode(obs_buf[t:t + 1], prev_action_buf[t:t + 1], prev_reward_buf[t:t + 1],
+                                    new_task_buf[t:t + 1], h)
+                dist, value = agent.heads(z[0], obs_buf[t])
+                action = dist.sample()
+                logprob = dist.log_prob(action)
+            actions_buf[t] = action
+            logprob_buf[t] = logprob if agent.discrete else logprob.sum(-1)
+            value_buf[t] = value
+            env_action = action.cpu().numpy()
+            if not agent.discrete:
+                env_action = np.clip(env_action, action_space.low, action_space.high)
+            next_obs, reward, terminated, truncated, info = vec.step(env_action)
+            ended = terminated | truncated
+
+            # Running reward normalisation: divide by the std of the discounted return.
+            r = torch.as_tensor(reward, dtype=torch.float32, device=device)
+            carry["disc_return"] = carry["disc_return"] * args.gamma + r
+            reward_rms.update(carry["disc_return"])
+            norm_r = (r / torch.sqrt(reward_rms.var.float() + 1e-8)).clamp(-10.0, 10.0)
+            carry["disc_return"][torch.as_tensor(ended, device=device)] = 0.0
+            a_in = action.float().view(N, act_dim) if agent.discrete else torch.as_tensor(env_action, device=device)
+            if truncated.any():  # a time limit is not an end: bootstrap from the last observation (SPEC)
+                idx = torch.as_tensor(np.flatnonzero(truncated), device=device)
+                with torch.no_grad():
+                    fin = torch.as_tensor(info["final_obs"], device=device)[idx]
+                    zf, _ = agent.encode(fin[None], a_in[idx][None], r[idx][None],
+                                         torch.zeros(1, len(idx), device=device), h[idx])
+                    _, vf = agent.heads(zf[0], fin)
+                norm_r[idx] += args.gamma * vf
+            reward_buf[t], ended_buf[t] = norm_r, torch.as_tensor(ended, dtype=torch.float32, device=device)
+
+            # Next step's inputs: a new task starts with a zero hidden state and no previous action.
+            done_t = torch.as_tensor(ended, dtype=torch.float32, device=device)
+            carry["obs"] = torch.as_tensor(next_obs, device=device)
+            carry["prev_action"] = a_in * (1.0 - done_t).unsqueeze(1)
+            carry["prev_reward"] = r * (1.0 - done_t)
+            carry["new_task"] = done_t
+
+            # Bookkeeping of returns: per meta-episode and per inner episode (adaptation, ep1..epK).
+            carry["meta_return"] += reward
+            carry["ep_returns"][np.arange(N), np.minimum(carry["ep_index"], K - 1)] += reward
+            inner_end = ended | ((next_obs[:, -1] == 1) if K > 1 else ended)
+            carry["ep_index"] += inner_end
+            for i in np.flatnonzero(ended):
+                finished_meta.append(carry["meta_return"][i])
+                finished_eps.append(carry["ep_returns"][i].copy())
+                carry["meta_return"][i], carry["ep_returns"][i], carry["ep_index"][i] = 0.0, 0.0, 0
+        carry["h"] = h
+
+        # ------------------------------------------------------------------ GAE across the meta-episode
+        with torch.no_grad():
+            zn, _ = agent.encode(carry["obs"][None], carry["prev_action"][None], carry["prev_reward"][None],
+                                 carry["new_task"][None], h)
+            _, next_value = agent.heads(zn[0], carry["obs"])
+            advantages = compute_gae(reward_buf, value_buf, ended_buf, next_value, args.gamma, args.gae_lambda)
+            returns = advantages + value_buf
+            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+
+        # ------------------------------------------------------------------ PPO update (full BPTT)
+        stats = {k: [] for k in ("policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac",
+                                 "latent_grad_norm", "grad_norm")}
+        envs_per_mb = N // args.num_minibatches
+        for _ in range(args.update_epochs):
+            perm = torch.randperm(N)
+            for start in range(0, N, envs_per_mb):
+                mb = perm[start:start + envs_per_mb]
+                z, _ = agent.encode(obs_buf[:, mb], prev_action_buf[:, mb], prev_reward_buf[:, mb],
+                                    new_task_buf[:, mb], h0[mb])
+                z.retain_grad()  # Fig. 11: how strongly the loss depends on the latent
+                dist, value = agent.heads(z.flatten(0, 1), obs_buf[:, mb].flatten(0, 1))
+                act = actions_buf[:, mb].flatten(0, 1)
+                logprob = dist.log_prob(act) if agent.discrete else dist.log_prob(act).sum(-1)
+                entropy = dist.entropy() if agent.discrete else dist.entropy().sum(-1)
+                ratio = (logprob - logprob_buf[:, mb].flatten()).exp()
+                adv = advantages[:, mb].flatten()
+                pg_loss = torch.max(-adv * ratio, -adv * ratio.clamp(1 - args.clip_coef, 1 + args.clip_coef)).mean()
+                ret, old_v = returns[:, mb].flatten(), value_buf[:, mb].flatten()
+                v_clipped = old_v + (value - old_v).clamp(-args.clip_coef, args.clip_coef)
+                v_loss = torch.max(F.smooth_l1_loss(value, ret, reduction="none"),
+                                   F.smooth_l1_loss(v_clipped, ret, reduction="none")).mean()
+                loss = pg_loss + args.vf_coef * v_loss - args.ent_coef * entropy.mean()
+                if not torch.isfinite(loss):
+                    save(update, "checkpoint_nan.pt")
+                    sys.exit(f"{METHOD}: non-finite loss at update {update}; the state at that point is in "
+                             f"{os.path.join(args.run_dir, 'checkpoint_nan.pt')} (try a lower --lr)")
+                optimizer.zero_grad()
+                loss.backward()
+                grad_norm = nn.utils.clip_grad_norm_(agent.parameters(), args.max_grad_norm)
+                optimizer.step()
+                with torch.no_grad():
+                    stats["policy_loss"].append(pg_loss.item())
+                    stats["value_loss"].append(v_loss.item())
+                    stats["entropy"].append(entropy.mean().item())
+                    stats["approx_kl"].append(((ratio - 1) - ratio.log()).mean().item())
+                    stats["clipfrac"].append(((ratio - 1).abs() > args.clip_coef).float().mean().item())
+                    stats["latent_grad_norm"].append(z.grad.norm().item())
+                    stats["grad_norm"].append(grad_norm.item())
+        agent.obs_rms.update(obs_buf)  # after the update, so rollout and update saw the same statistics
+
+        # ------------------------------------------------------------------ logging
+        elapsed += time.time() - t0
+        row = {"update": update, "global_step": update * batch, "episodes": len(finished_meta),
+               "return": float(np.mean(finished_meta)) if finished_meta else None,
+               "sps": int((update - start_update) * batch / max(elapsed - session_start, 1e-9)),
+               "lr": lr, "time": round(elapsed, 2)} | {k: float(np.mean(v)) for k, v in stats.items()}
+        for k in range(K):
+            row[f"return_ep{k + 1}"] = float(np.mean([e[k] for e in finished_eps])) if finished_eps else None
+        rows.append(row)
+        if writer is not None:
+            for k, v in row.items():
+                if isinstance(v, float):
+                    writer.add_scalar(k, v, row["global_step"])
+        if update % args.log_every == 0 or update == num_updates:
+            eta = (num_updates - update) * batch / max(row["sps"], 1)
+            eps = " ".join(_fmt(row[f"return_ep{k + 1}"]) for k in range(K))
+            print(f"{METHOD} {args.env} | update {update}/{num_updates} | frames {row['global_step']:,} | "
+                  f"sps {row['sps']:,} | eta {eta / 60:.1f}m | return {_fmt(row['return'])} | per episode {eps} | "
+                  f"latent grad {row['latent_grad_norm']:.3g}", flush=True)
+        if update == num_updates or (args.save_every and update % args.save_every == 0):
+            save(update)
+        if args.stop_after and update - start_update >= args.stop_after and update < num_updates:
+            print(f"stopping after {args.stop_after} updates (--stop-after); resume with --resume {args.run_dir}")
+            vec.close()
+            return None
+    vec.close()
+    if writer is not None:
+        writer.close()
+    recent = [float(r["return"]) for r in rows[-max(1, len(rows) // 10):] if r["return"] not in (None, "")]
+    summary = {"method": METHOD, "env": args.env, "seed": args.seed, "lr": args.lr, "updates": num_updates,
+               "global_step": num_updates * batch, "final_return": float(np.mean(recent)) if recent else None,
+               "sps": rows[-1]["sps"] if rows else None}
+    atomic_write(os.path.join(args.run_dir, "summary.json"), lambda fh: fh.write(json.dumps(summary).encode()))
+    print(f"done: {json.dumps(summary)}", flush=True)
+    return summary
+
+
+if __name__ == "__main__":
+    main(parse_args())
