@@ -87,6 +87,7 @@ def parse_args(argv=None) -> Args:
             parser.error(f"--resume {args.resume}: no checkpoint.pt there")
         with open(config) as fh:
             saved = json.load(fh)
+        saved = {k: v for k, v in saved.items() if k in Args.__dataclass_fields__}  # drops "method"
         return Args(**{**saved, "resume": args.resume, "run_dir": args.resume, "cuda": args.cuda,
                        "stop_after": args.stop_after})
     spec = envs.get_spec(args.env)
@@ -314,7 +315,7 @@ def main(args: Args):
         print(f"resuming {args.run_dir} at update {start_update}/{num_updates}", flush=True)
     session_start = elapsed
     with open(os.path.join(args.run_dir, "config.json.tmp"), "w") as fh:
-        json.dump(dataclasses.asdict(args) | {"resume": None, "stop_after": 0}, fh, indent=1)
+        json.dump(dataclasses.asdict(args) | {"resume": None, "stop_after": 0, "method": METHOD}, fh, indent=1)
     os.replace(os.path.join(args.run_dir, "config.json.tmp"), os.path.join(args.run_dir, "config.json"))
     try:
         from torch.utils.tensorboard import SummaryWriter  # optional

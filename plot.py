@@ -1,0 +1,175 @@
+"""Learning curves like the paper's: mean over seeds with a 68% bootstrap confidence interval.
+
+    python plot.py results/gridworld                 # every run folder below it
+    python plot.py runs/gridworld__rnn_hn__73__* --out figs
+
+Reads run folders (those with progress.csv and config.json), groups them by env and method
+(`rnn_hn-kaiming` for the Kaiming ablation), picks each method's best learning rate as the paper did
+(highest seed-mean of the average return over the whole curve), smooths each curve with a trailing
+moving average over 10% of its points, and writes to --out:
+  returns.png      mean meta-episode return vs frames, one panel per env (dashed: Bayes-optimal, when
+                   results/bayes_optimal.json has the env)
+  grad_norm.png    latent gradient norm vs frames (the paper's Figure 11)
+  adaptation.png   return of each inner episode (ep1..epK) late in training, per method
+  summary.md       table: method, best lr, seeds, final return mean [68% CI]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import glob
+import itertools
+import json
+import os
+import sys
+from collections import defaultdict
+
+import numpy as np
+
+
+def bootstrap_ci(values, level=0.68, n_boot=10000, seed=0):
+    """Percentile bootstrap CI of the mean over seeds. With at most 6 values every resample is enumerated
+    (n^n of them, equally likely), so the interval is exact; beyond that, `n_boot` random resamples."""
+    values = np.asarray(values, dtype=float)
+    n = len(values)
+    if n == 0:
+        return float("nan"), float("nan")
+    if n <= 6:
+        idx = np.array(list(itertools.product(range(n), repeat=n)))
+    else:
+        idx = np.random.default_rng(seed).integers(n, size=(n_boot, n))
+    means = values[idx].mean(1)
+    lo, hi = np.percentile(means, [50 * (1 - level), 50 * (1 + level)], method="inverted_cdf")
+    return float(lo), float(hi)
+
+
+def smooth(y, frac=0.1):
+    """Trailing moving average over `frac` of the points (NaNs, i.e. updates without a finished
+    meta-episode, are skipped)."""
+    y = np.asarray(y, dtype=float)
+    w = max(1, int(round(len(y) * frac)))
+    out = np.empty_like(y)
+    for i in range(len(y)):
+        window = y[max(0, i - w + 1):i + 1]
+        window = window[~np.isnan(window)]
+        out[i] = window.mean() if len(window) else np.nan
+    return out
+
+
+def load_runs(paths):
+    runs = []
+    folders = set()
+    for p in paths:
+        for q in glob.glob(p) or [p]:
+            folders.update(os.path.dirname(f) for f in glob.glob(os.path.join(q, "**", "progress.csv"), recursive=True))
+    for folder in sorted(folders):
+        cfg_path = os.path.join(folder, "config.json")
+        if not os.path.exists(cfg_path):
+            continue
+        with open(cfg_path) as fh:
+            cfg = json.load(fh)
+        with open(os.path.join(folder, "progress.csv")) as fh:
+            rows = list(csv.DictReader(fh))
+        if not rows:
+            continue
+        method = cfg.get("method") or os.path.basename(folder).split("__")[1]
+        if cfg.get("hyper_init") == "kaiming":
+            method += "-kaiming"
+        col = lambda k: np.array([float(r[k]) if r.get(k) not in (None, "") else np.nan for r in rows])  # noqa: E731
+        eps = sorted((k for k in rows[0] if k.startswith("return_ep")), key=lambda k: int(k[9:]))
+        runs.append({"folder": folder, "env": cfg["env"], "method": method, "lr": cfg["lr"], "seed": cfg["seed"],
+                     "step": col("global_step"), "return": col("return"), "grad": col("latent_grad_norm"),
+                     "eps": np.stack([col(k) for k in eps]) if eps else None})
+    return runs
+
+
+def best_lr(runs):
+    """{(env, method): lr} with the highest seed-mean of each curve's average return (the paper's rule)."""
+    by = defaultdict(lambda: defaultdict(list))
+    for r in runs:
+        by[(r["env"], r["method"])][r["lr"]].append(np.nanmean(r["return"]))
+    return {key: max(lrs, key=lambda lr: np.mean(lrs[lr])) for key, lrs in by.items()}
+
+
+def mean_curve(group, key, grid):
+    ys = np.stack([np.interp(grid, r["step"], smooth(r[key])) for r in group])
+    cis = np.array([bootstrap_ci(ys[:, i]) for i in range(len(grid))])
+    return ys.mean(0), cis[:, 0], cis[:, 1]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Learning curves with 68% bootstrap CIs.")
+    parser.error = lambda msg: parser.exit(2, f"{parser.prog}: error: {msg}\n")
+    parser.add_argument("paths", nargs="+", help="run folders or folders containing them")
+    parser.add_argument("--out", default=None, help="output folder (default: the first path)")
+    parser.add_argument("--bayes", default="results/bayes_optimal.json", help="Bayes-optimal returns per env")
+    args = parser.parse_args(argv)
+    runs = load_runs(args.paths)
+    if not runs:
+        parser.error(f"no run folders (with progress.csv and config.json) under {' '.join(args.paths)}")
+    out = args.out or (args.paths[0] if os.path.isdir(args.paths[0]) else ".")
+    os.makedirs(out, exist_ok=True)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    bayes = json.load(open(args.bayes)) if os.path.exists(args.bayes) else {}
+    best = best_lr(runs)
+    env_names = sorted({r["env"] for r in runs})
+    table = ["| env | method | best lr | seeds | final return (mean [68% CI]) | % of Bayes-optimal |",
+             "|---|---|---|---|---|---|"]
+    figs = {name: plt.subplots(1, len(env_names), figsize=(5 * len(env_names), 3.8), squeeze=False)
+            for name in ("returns", "grad_norm")}
+    for j, env in enumerate(env_names):
+        for (e, method), lr in sorted(best.items()):
+            if e != env:
+                continue
+            group = [r for r in runs if r["env"] == env and r["method"] == method and r["lr"] == lr]
+            end = min(r["step"][-1] for r in group)
+            grid = np.linspace(0, end, 200)
+            for name, key in (("returns", "return"), ("grad_norm", "grad")):
+                mean, lo, hi = mean_curve(group, key, grid)
+                ax = figs[name][1][0, j]
+                line, = ax.plot(grid, mean, label=f"{method} (lr {lr:g}, {len(group)} seeds)")
+                ax.fill_between(grid, lo, hi, color=line.get_color(), alpha=0.25)
+            finals = [np.nanmean(r["return"][-max(1, len(r["return"]) // 10):]) for r in group]
+            lo, hi = bootstrap_ci(finals)
+            pct = f"{100 * np.mean(finals) / bayes[env]:.0f}%" if env in bayes else ""
+            table.append(f"| {env} | {method} | {lr:g} | {len(group)} | {np.mean(finals):.2f} [{lo:.2f}, {hi:.2f}] | {pct} |")
+        for name, ylabel in (("returns", "meta-episode return"), ("grad_norm", "latent gradient norm")):
+            ax = figs[name][1][0, j]
+            if name == "returns" and env in bayes:
+                ax.axhline(bayes[env], ls="--", color="k", label="Bayes-optimal")
+            ax.set(title=env, xlabel="frames", ylabel=ylabel)
+            ax.legend(fontsize=7)
+    for name, (fig, _) in figs.items():
+        fig.tight_layout()
+        fig.savefig(os.path.join(out, f"{name}.png"), dpi=120)
+
+    # adaptation: per inner episode, the late-training return of each best-lr method
+    fig, axes = plt.subplots(1, len(env_names), figsize=(5 * len(env_names), 3.8), squeeze=False)
+    for j, env in enumerate(env_names):
+        for (e, method), lr in sorted(best.items()):
+            group = [r for r in runs if r["env"] == e == env and r["method"] == method and r["lr"] == lr]
+            if not group or group[0]["eps"] is None:
+                continue
+            late = np.array([np.nanmean(r["eps"][:, -max(1, r["eps"].shape[1] // 10):], axis=1) for r in group])
+            k = np.arange(1, late.shape[1] + 1)
+            cis = np.array([bootstrap_ci(late[:, i]) for i in range(late.shape[1])])
+            axes[0, j].errorbar(k, late.mean(0), yerr=[late.mean(0) - cis[:, 0], cis[:, 1] - late.mean(0)],
+                                marker="o", capsize=3, label=method)
+        axes[0, j].set(title=env, xlabel="inner episode", ylabel="return (last 10% of training)")
+        axes[0, j].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "adaptation.png"), dpi=120)
+    with open(os.path.join(out, "summary.md.tmp"), "w") as fh:
+        fh.write("\n".join(table) + "\n")
+    os.replace(os.path.join(out, "summary.md.tmp"), os.path.join(out, "summary.md"))
+    print("\n".join(table))
+    print(f"wrote {out}/returns.png, grad_norm.png, adaptation.png, summary.md")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

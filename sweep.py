@@ -1,0 +1,187 @@
+"""Launcher: a grid of script x env x learning rate x seed, spread over GPUs or CPU cores.
+
+    python sweep.py --scripts rnn,rnn_s,rnn_hn --envs gridworld --lrs 1e-3,3e-4 --seeds 73,20,3 \
+        --out results/gridworld
+    python sweep.py ... --extra "--hyper-init kaiming" --tag kaiming    # an ablation, its own folders
+    python sweep.py ... --slurm sweep.sbatch                            # write a Slurm job array instead
+
+Each run lives in `<out>/<env>__<script>[-<tag>]__lr<lr>__s<seed>/`. A run with summary.json is done and
+skipped; one with checkpoint.pt is resumed (`--resume`); a crashing run is reported and the others go on.
+With GPUs, runs go round-robin to them (CUDA_VISIBLE_DEVICES, `--cuda`, `--per-gpu` at a time on each);
+without, one run per CPU core with one torch thread each. A summary table is printed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+
+SCRIPTS = ("rnn", "rnn_s", "rnn_hn", "ti", "ti_pp_hn", "vi_hn")
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.error = lambda msg: p.exit(2, f"{p.prog}: error: {msg}\n")
+    p.add_argument("--scripts", default="rnn,rnn_s,rnn_hn", help="comma-separated method scripts")
+    p.add_argument("--envs", default="gridworld", help="comma-separated env names")
+    p.add_argument("--lrs", default="1e-3,3e-4", help="comma-separated learning rates")
+    p.add_argument("--seeds", default="73,20,3", help="comma-separated seeds")
+    p.add_argument("--out", default="results/sweep", help="folder of the run folders")
+    p.add_argument("--extra", default="", help="extra flags for every run, e.g. '--hyper-init kaiming'")
+    p.add_argument("--tag", default="", help="suffix of the method in folder names (for --extra ablations)")
+    p.add_argument("--workers", type=int, default=0, help="parallel runs (default: GPUs x per-gpu, or CPU cores)")
+    p.add_argument("--per-gpu", type=int, default=1, help="runs at a time on each GPU")
+    p.add_argument("--no-gpu", action="store_true", help="ignore GPUs")
+    p.add_argument("--slurm", default=None, help="write a Slurm job-array script here instead of running")
+    p.add_argument("--index", type=int, default=None, help="run only this grid entry (used by the Slurm array)")
+    args = p.parse_args(argv)
+    args.scripts = args.scripts.split(",")
+    bad = [s for s in args.scripts if s not in SCRIPTS]
+    if bad:
+        p.error(f"unknown script {bad[0]!r}; choose from: {', '.join(SCRIPTS)}")
+    missing = [s for s in args.scripts if not os.path.exists(os.path.join(HERE, f"{s}.py"))]
+    if missing:
+        p.error(f"{missing[0]}.py is not in this checkout yet")
+    import envs
+
+    args.envs = args.envs.split(",")
+    for e in args.envs:
+        if e not in envs.ENVS:
+            p.error(f"unknown env {e!r}; choose from: {', '.join(envs.ENVS)}")
+    try:
+        args.lrs = [float(x) for x in args.lrs.split(",")]
+        args.seeds = [int(x) for x in args.seeds.split(",")]
+    except ValueError as e:
+        p.error(f"--lrs takes numbers and --seeds integers, comma-separated ({e})")
+    return args
+
+
+def grid(args):
+    runs = []
+    for script, env, lr, seed in itertools.product(args.scripts, args.envs, args.lrs, args.seeds):
+        name = f"{env}__{script}{'-' + args.tag if args.tag else ''}__lr{lr:g}__s{seed}"
+        runs.append({"script": script, "env": env, "lr": lr, "seed": seed, "dir": os.path.join(args.out, name)})
+    return runs
+
+
+def status(run):
+    if os.path.exists(os.path.join(run["dir"], "summary.json")):
+        return "done"
+    return "resume" if os.path.exists(os.path.join(run["dir"], "checkpoint.pt")) else "new"
+
+
+def command(run, args, gpu: bool):
+    cmd = [sys.executable, os.path.join(HERE, f"{run['script']}.py")]
+    if status(run) == "resume":
+        cmd += ["--resume", run["dir"]]
+    else:
+        cmd += ["--env", run["env"], "--lr", f"{run['lr']:g}", "--seed", str(run["seed"]), "--run-dir", run["dir"]]
+    cmd += shlex.split(args.extra)
+    cmd += ["--cuda"] if gpu else ["--threads", "1"]
+    return cmd
+
+
+def num_gpus(args):
+    if args.no_gpu:
+        return 0
+    try:
+        import torch
+
+        return torch.cuda.device_count()
+    except ImportError:
+        return 0
+
+
+def write_slurm(args, runs):
+    sweep_args = [a for a in sys.argv[1:]]
+    i = sweep_args.index("--slurm")
+    del sweep_args[i:i + 2]
+    body = f"""#!/bin/bash
+#SBATCH --job-name=hyper-sweep
+#SBATCH --array=0-{len(runs) - 1}
+#SBATCH --gres=gpu:1
+#SBATCH --cpus-per-task=2
+#SBATCH --time=3-00:00:00
+#SBATCH --output={args.out}/slurm-%A_%a.out
+# One array task per grid entry; a requeued or repeated task resumes its run or skips it when done.
+cd {shlex.quote(HERE)}
+{shlex.quote(sys.executable)} sweep.py {' '.join(shlex.quote(a) for a in sweep_args)} --index $SLURM_ARRAY_TASK_ID
+"""
+    tmp = args.slurm + ".tmp"
+    with open(tmp, "w") as fh:
+        fh.write(body)
+    os.replace(tmp, args.slurm)
+    print(f"wrote {args.slurm}: {len(runs)} array tasks; submit with: sbatch {args.slurm}")
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    runs = grid(args)
+    os.makedirs(args.out, exist_ok=True)
+    if args.slurm:
+        return write_slurm(args, runs)
+    if args.index is not None:
+        runs = [runs[args.index]]
+    gpus = num_gpus(args)
+    slots = [str(g) for g in range(gpus) for _ in range(args.per_gpu)] if gpus else [None] * (os.cpu_count() or 1)
+    if args.workers:
+        slots = (slots * args.workers)[:args.workers]
+    todo = [r for r in runs if status(r) != "done"]
+    results = {r["dir"]: ("done (skipped)", 0.0) for r in runs if status(r) == "done"}
+    print(f"{len(runs)} runs: {len(runs) - len(todo)} done, {len(todo)} to go on {len(slots)} "
+          f"{'GPU' if gpus else 'CPU'} worker(s)", flush=True)
+    running = {}  # slot index -> (process, run, start time, log file)
+    while todo or running:
+        for i, slot in enumerate(slots):
+            if i not in running and todo:
+                run = todo.pop(0)
+                os.makedirs(run["dir"], exist_ok=True)
+                env = dict(os.environ)
+                if slot is not None:
+                    env["CUDA_VISIBLE_DEVICES"] = slot
+                cmd = command(run, args, gpu=slot is not None)
+                log = open(run["dir"] + ".log", "a")
+                log.write(f"$ {' '.join(shlex.quote(c) for c in cmd)}\n")
+                log.flush()
+                print(f"start  {run['dir']} ({status(run)}){' on GPU ' + slot if slot else ''}", flush=True)
+                running[i] = (subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=HERE),
+                              run, time.time(), log)
+        time.sleep(0.5)
+        for i in list(running):
+            proc, run, start, log = running[i]
+            if proc.poll() is None:
+                continue
+            log.close()
+            del running[i]
+            minutes = (time.time() - start) / 60
+            if proc.returncode != 0:
+                tail = open(run["dir"] + ".log").read().strip().splitlines()[-1:]
+                results[run["dir"]] = (f"FAILED (exit {proc.returncode}): {tail[0] if tail else ''}", minutes)
+            else:
+                results[run["dir"]] = ("done" if status(run) == "done" else "stopped early", minutes)
+            print(f"finish {run['dir']}: {results[run['dir']][0]}", flush=True)
+
+    print("\n| run | status | final return | sps | minutes |\n|---|---|---|---|---|")
+    failed = 0
+    for run in runs:
+        state, minutes = results[run["dir"]]
+        failed += state.startswith("FAILED")
+        summary = {}
+        if os.path.exists(os.path.join(run["dir"], "summary.json")):
+            with open(os.path.join(run["dir"], "summary.json")) as fh:
+                summary = json.load(fh)
+        ret = summary.get("final_return")
+        print(f"| {os.path.basename(run['dir'])} | {state} | {'' if ret is None else f'{ret:.2f}'} | "
+              f"{summary.get('sps', '')} | {minutes:.1f} |")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

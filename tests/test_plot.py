@@ -1,0 +1,72 @@
+"""plot.py on synthetic runs: the bootstrap CI against a hand-computed answer, the best-lr rule, outputs."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import plot
+
+
+def test_bootstrap_ci_exact_known_answer():
+    # Seeds [0, 0, 3]: a resample's mean is the number k of 3s drawn, k ~ Binomial(3, 1/3):
+    # P(k) = 8/27, 12/27, 6/27, 1/27. The 16th percentile is 0 (8/27 = 0.30 >= 0.16) and the 84th is 2
+    # (P(k <= 1) = 20/27 = 0.74 < 0.84 <= P(k <= 2) = 26/27).
+    assert plot.bootstrap_ci([0.0, 0.0, 3.0]) == (0.0, 2.0)
+    assert plot.bootstrap_ci([5.0]) == (5.0, 5.0)
+
+
+def test_bootstrap_ci_many_seeds_matches_normal_theory():
+    values = np.random.default_rng(0).normal(size=40)
+    lo, hi = plot.bootstrap_ci(values, n_boot=20000)
+    se = values.std() / np.sqrt(len(values))  # 68% ~ mean +- 1 standard error
+    assert lo == pytest.approx(values.mean() - se, abs=0.2 * se)
+    assert hi == pytest.approx(values.mean() + se, abs=0.2 * se)
+
+
+def test_smooth_is_trailing_and_skips_nan():
+    y = np.array([0.0, np.nan, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 14.0, 16.0, 18.0, 20.0, 22.0, 24.0, 26.0,
+                  28.0, 30.0, 32.0, 34.0, 36.0])
+    s = plot.smooth(y, frac=0.1)  # window 2
+    assert s[0] == 0.0 and s[1] == 0.0 and s[2] == 2.0 and s[3] == 3.0
+
+
+def write_run(root, method, lr, seed, slope, hyper_init="bias"):
+    folder = root / f"gridworld__{method}__{hyper_init}__lr{lr}__s{seed}"
+    folder.mkdir(parents=True)
+    json.dump({"env": "gridworld", "method": method, "lr": lr, "seed": seed, "hyper_init": hyper_init},
+              open(folder / "config.json", "w"))
+    steps = np.arange(1, 51) * 960
+    with open(folder / "progress.csv", "w") as fh:
+        fh.write("update,global_step,return,return_ep1,return_ep2,return_ep3,return_ep4,latent_grad_norm\n")
+        for i, s in enumerate(steps):
+            r = slope * i / 50 + seed * 0.01
+            fh.write(f"{i + 1},{s},{r},{r / 4 - 1},{r / 4},{r / 4 + 0.5},{r / 4 + 0.5},{0.1 * slope}\n")
+
+
+def test_best_lr_and_outputs(tmp_path):
+    for seed in (73, 20, 3):
+        write_run(tmp_path, "rnn_hn", 1e-3, seed, slope=8.0)
+        write_run(tmp_path, "rnn_hn", 3e-4, seed, slope=4.0)
+        write_run(tmp_path, "rnn", 1e-3, seed, slope=1.0)
+        write_run(tmp_path, "rnn", 3e-4, seed, slope=2.0)
+    write_run(tmp_path, "rnn_hn", 1e-3, 73, slope=-1.0, hyper_init="kaiming")
+    runs = plot.load_runs([str(tmp_path)])
+    assert len(runs) == 13
+    best = plot.best_lr(runs)
+    assert best == {("gridworld", "rnn_hn"): 1e-3, ("gridworld", "rnn"): 3e-4, ("gridworld", "rnn_hn-kaiming"): 1e-3}
+    bayes = tmp_path / "bayes.json"
+    bayes.write_text(json.dumps({"gridworld": 10.0}))
+    plot.main([str(tmp_path), "--out", str(tmp_path / "figs"), "--bayes", str(bayes)])
+    for name in ("returns.png", "grad_norm.png", "adaptation.png", "summary.md"):
+        assert os.path.getsize(tmp_path / "figs" / name) > 1000 or name == "summary.md"
+    table = (tmp_path / "figs" / "summary.md").read_text()
+    assert "| gridworld | rnn_hn | 0.001 | 3 |" in table and "| gridworld | rnn | 0.0003 | 3 |" in table
+
+
+def test_no_runs_one_line_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        plot.main([str(tmp_path)])
+    assert e.value.code == 2
+    assert capsys.readouterr().err.count("\n") == 1
