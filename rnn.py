@@ -308,6 +308,7 @@ def main(args: Args):
         if ckpt["env_state"] is not None:
             vec.set_state(ckpt["env_state"])
         else:  # envs that cannot restore their state start new meta-episodes here
+            vec.close()
             vec, next_obs, _ = envs.make_vec(args.env, args.num_envs, args.seed + start_update)
             carry.update(obs=torch.as_tensor(next_obs, device=device), new_task=torch.ones(N, device=device))
         with open(os.path.join(args.run_dir, "progress.csv")) as fh:  # rows after the checkpoint are redone
