@@ -2,6 +2,7 @@
 
     python plot.py results/gridworld                 # every run folder below it
     python plot.py runs/gridworld__rnn_hn__73__* --out figs
+    python plot.py results/gridworld --finished      # only runs that reached their budget (summary.json)
 
 Reads run folders (those with progress.csv and config.json), groups them by env and method
 (`rnn_hn-kaiming` for the Kaiming ablation), picks each method's best learning rate as the paper did
@@ -11,7 +12,8 @@ moving average over 10% of its points, and writes to --out:
                    results/bayes_optimal.json has the env)
   grad_norm.png    latent gradient norm vs frames (the paper's Figure 11)
   adaptation.png   return of each inner episode (ep1..epK) late in training, per method
-  summary.md       table: method, best lr, seeds, final return mean [68% CI]
+  summary.md       table: method, best lr, seeds, final return mean [68% CI]; then every learning rate
+                   with its selection score (the whole-curve mean), so the choice can be checked
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ def smooth(y, frac=0.1):
     return out
 
 
-def load_runs(paths):
+def load_runs(paths, finished=False):
     runs = []
     folders = set()
     for p in paths:
@@ -65,7 +67,7 @@ def load_runs(paths):
             folders.update(os.path.dirname(f) for f in glob.glob(os.path.join(q, "**", "progress.csv"), recursive=True))
     for folder in sorted(folders):
         cfg_path = os.path.join(folder, "config.json")
-        if not os.path.exists(cfg_path):
+        if not os.path.exists(cfg_path) or (finished and not os.path.exists(os.path.join(folder, "summary.json"))):
             continue
         with open(cfg_path) as fh:
             cfg = json.load(fh)
@@ -84,12 +86,22 @@ def load_runs(paths):
     return runs
 
 
-def best_lr(runs):
-    """{(env, method): lr} with the highest seed-mean of each curve's average return (the paper's rule)."""
+def lr_scores(runs):
+    """{(env, method): {lr: [each seed's average return over its whole curve]}}."""
     by = defaultdict(lambda: defaultdict(list))
     for r in runs:
         by[(r["env"], r["method"])][r["lr"]].append(np.nanmean(r["return"]))
-    return {key: max(lrs, key=lambda lr: np.mean(lrs[lr])) for key, lrs in by.items()}
+    return by
+
+
+def best_lr(runs):
+    """{(env, method): lr} with the highest seed-mean of each curve's average return (the paper's rule)."""
+    return {key: max(lrs, key=lambda lr: np.mean(lrs[lr])) for key, lrs in lr_scores(runs).items()}
+
+
+def final_return(run):
+    """Mean training return over the last 10% of a run's updates."""
+    return np.nanmean(run["return"][-max(1, len(run["return"]) // 10):])
 
 
 def mean_curve(group, key, grid):
@@ -104,8 +116,9 @@ def main(argv=None):
     parser.add_argument("paths", nargs="+", help="run folders or folders containing them")
     parser.add_argument("--out", default=None, help="output folder (default: the first path)")
     parser.add_argument("--bayes", default="results/bayes_optimal.json", help="Bayes-optimal returns per env")
+    parser.add_argument("--finished", action="store_true", help="skip runs still in progress (no summary.json)")
     args = parser.parse_args(argv)
-    runs = load_runs(args.paths)
+    runs = load_runs(args.paths, args.finished)
     if not runs:
         parser.error(f"no run folders (with progress.csv and config.json) under {' '.join(args.paths)}")
     out = args.out or (args.paths[0] if os.path.isdir(args.paths[0]) else ".")
@@ -118,8 +131,8 @@ def main(argv=None):
     bayes = json.load(open(args.bayes)) if os.path.exists(args.bayes) else {}
     best = best_lr(runs)
     env_names = sorted({r["env"] for r in runs})
-    table = ["| env | method | best lr | seeds | final return (mean [68% CI]) | % of Bayes-optimal |",
-             "|---|---|---|---|---|---|"]
+    table = ["| env | method | best lr | seeds | frames | final return (mean [68% CI]) | % of Bayes-optimal |",
+             "|---|---|---|---|---|---|---|"]
     figs = {name: plt.subplots(1, len(env_names), figsize=(5 * len(env_names), 3.8), squeeze=False)
             for name in ("returns", "grad_norm")}
     for j, env in enumerate(env_names):
@@ -134,10 +147,11 @@ def main(argv=None):
                 ax = figs[name][1][0, j]
                 line, = ax.plot(grid, mean, label=f"{method} (lr {lr:g}, {len(group)} seeds)")
                 ax.fill_between(grid, lo, hi, color=line.get_color(), alpha=0.25)
-            finals = [np.nanmean(r["return"][-max(1, len(r["return"]) // 10):]) for r in group]
+            finals = [final_return(r) for r in group]
             lo, hi = bootstrap_ci(finals)
             pct = f"{100 * np.mean(finals) / bayes[env]:.0f}%" if env in bayes else ""
-            table.append(f"| {env} | {method} | {lr:g} | {len(group)} | {np.mean(finals):.2f} [{lo:.2f}, {hi:.2f}] | {pct} |")
+            table.append(f"| {env} | {method} | {lr:g} | {len(group)} | {end:.3g} | {np.mean(finals):.2f} "
+                         f"[{lo:.2f}, {hi:.2f}] | {pct} |")
         for name, ylabel in (("returns", "meta-episode return"), ("grad_norm", "latent gradient norm")):
             ax = figs[name][1][0, j]
             if name == "returns" and env in bayes:
@@ -164,6 +178,14 @@ def main(argv=None):
         axes[0, j].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(os.path.join(out, "adaptation.png"), dpi=120)
+    table += ["", "Every learning rate (score: seed-mean of each curve's average return, the selection rule):", "",
+              "| env | method | lr | seeds | score | final return (mean) |", "|---|---|---|---|---|---|"]
+    for (env, method), lrs in sorted(lr_scores(runs).items()):
+        for lr in sorted(lrs):
+            finals = [final_return(r) for r in runs if (r["env"], r["method"], r["lr"]) == (env, method, lr)]
+            best_mark = " (best)" if best[(env, method)] == lr else ""
+            table.append(f"| {env} | {method} | {lr:g}{best_mark} | {len(lrs[lr])} | {np.mean(lrs[lr]):.2f} | "
+                         f"{np.mean(finals):.2f} |")
     with open(os.path.join(out, "summary.md.tmp"), "w") as fh:
         fh.write("\n".join(table) + "\n")
     os.replace(os.path.join(out, "summary.md.tmp"), os.path.join(out, "summary.md"))

@@ -62,7 +62,11 @@ def test_best_lr_and_outputs(tmp_path):
     for name in ("returns.png", "grad_norm.png", "adaptation.png", "summary.md"):
         assert os.path.getsize(tmp_path / "figs" / name) > 1000 or name == "summary.md"
     table = (tmp_path / "figs" / "summary.md").read_text()
-    assert "| gridworld | rnn_hn | 0.001 | 3 |" in table and "| gridworld | rnn | 0.0003 | 3 |" in table
+    assert "| gridworld | rnn_hn | 0.001 | 3 | 4.8e+04 |" in table and "| gridworld | rnn | 0.0003 | 3 |" in table
+    # every lr is listed with its score; rnn at 1e-3 (slope 1): mean of seed-offset ramps 0..0.98
+    assert "| gridworld | rnn | 0.0003 (best) | 3 |" in table and "| gridworld | rnn | 0.001 | 3 |" in table
+    score = np.mean([np.mean(1.0 * np.arange(50) / 50 + s * 0.01) for s in (73, 20, 3)])
+    assert f"| gridworld | rnn | 0.001 | 3 | {score:.2f} |" in table
 
 
 def test_no_runs_one_line_error(tmp_path, capsys):
@@ -70,3 +74,11 @@ def test_no_runs_one_line_error(tmp_path, capsys):
         plot.main([str(tmp_path)])
     assert e.value.code == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_finished_only_skips_runs_in_progress(tmp_path):
+    write_run(tmp_path, "rnn", 1e-3, 73, slope=1.0)
+    write_run(tmp_path, "rnn", 1e-3, 20, slope=1.0)
+    (tmp_path / "gridworld__rnn__bias__lr0.001__s73" / "summary.json").write_text("{}")
+    assert len(plot.load_runs([str(tmp_path)])) == 2
+    assert [r["seed"] for r in plot.load_runs([str(tmp_path)], finished=True)] == [73]
