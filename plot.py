@@ -12,7 +12,8 @@ moving average over 10% of its points, and writes to --out:
                    results/bayes_optimal.json has the env)
   grad_norm.png    latent gradient norm vs frames (the paper's Figure 11)
   adaptation.png   return of each inner episode (ep1..epK) late in training, per method
-  summary.md       table: method, best lr, seeds, final return mean [68% CI]; then every learning rate
+  summary.md       table: method, best lr, seeds, final return mean [68% CI], and the greedy evaluation
+                   return of the final policies when evaluate.py has written eval.json; then every learning rate
                    with its selection score (the whole-curve mean), so the choice can be checked
 """
 
@@ -80,7 +81,12 @@ def load_runs(paths, finished=False):
             method += "-kaiming"
         col = lambda k: np.array([float(r[k]) if r.get(k) not in (None, "") else np.nan for r in rows])  # noqa: E731
         eps = sorted((k for k in rows[0] if k.startswith("return_ep")), key=lambda k: int(k[9:]))
+        greedy = None
+        if os.path.exists(os.path.join(folder, "eval.json")):
+            with open(os.path.join(folder, "eval.json")) as fh:
+                greedy = json.load(fh)["return"]
         runs.append({"folder": folder, "env": cfg["env"], "method": method, "lr": cfg["lr"], "seed": cfg["seed"],
+                     "greedy": greedy,
                      "step": col("global_step"), "return": col("return"), "grad": col("latent_grad_norm"),
                      "eps": np.stack([col(k) for k in eps]) if eps else None})
     return runs
@@ -131,8 +137,8 @@ def main(argv=None):
     bayes = json.load(open(args.bayes)) if os.path.exists(args.bayes) else {}
     best = best_lr(runs)
     env_names = sorted({r["env"] for r in runs})
-    table = ["| env | method | best lr | seeds | frames | final return (mean [68% CI]) | % of Bayes-optimal |",
-             "|---|---|---|---|---|---|---|"]
+    table = ["| env | method | best lr | seeds | frames | final return (mean [68% CI]) | % of Bayes-optimal "
+             "| greedy eval return (mean [68% CI]) | % of Bayes-optimal |", "|---|---|---|---|---|---|---|---|---|"]
     figs = {name: plt.subplots(1, len(env_names), figsize=(5 * len(env_names), 3.8), squeeze=False)
             for name in ("returns", "grad_norm")}
     for j, env in enumerate(env_names):
@@ -149,9 +155,14 @@ def main(argv=None):
                 ax.fill_between(grid, lo, hi, color=line.get_color(), alpha=0.25)
             finals = [final_return(r) for r in group]
             lo, hi = bootstrap_ci(finals)
-            pct = f"{100 * np.mean(finals) / bayes[env]:.0f}%" if env in bayes else ""
+            pct = lambda x: f"{100 * x / bayes[env]:.0f}%" if env in bayes else ""  # noqa: E731
+            greedy = [r["greedy"] for r in group if r["greedy"] is not None]
+            g = ["", ""]
+            if len(greedy) == len(group):  # only when every seed has been evaluated
+                glo, ghi = bootstrap_ci(greedy)
+                g = [f"{np.mean(greedy):.2f} [{glo:.2f}, {ghi:.2f}]", pct(np.mean(greedy))]
             table.append(f"| {env} | {method} | {lr:g} | {len(group)} | {end:.3g} | {np.mean(finals):.2f} "
-                         f"[{lo:.2f}, {hi:.2f}] | {pct} |")
+                         f"[{lo:.2f}, {hi:.2f}] | {pct(np.mean(finals))} | {g[0]} | {g[1]} |")
         for name, ylabel in (("returns", "meta-episode return"), ("grad_norm", "latent gradient norm")):
             ax = figs[name][1][0, j]
             if name == "returns" and env in bayes:

@@ -65,6 +65,9 @@ def test_best_lr_and_outputs(tmp_path):
     assert "| gridworld | rnn_hn | 0.001 | 3 | 4.8e+04 |" in table and "| gridworld | rnn | 0.0003 | 3 |" in table
     # every lr is listed with its score; rnn at 1e-3 (slope 1): mean of seed-offset ramps 0..0.98
     assert "| gridworld | rnn | 0.0003 (best) | 3 |" in table and "| gridworld | rnn | 0.001 | 3 |" in table
+    # final return: last 5 of 50 points, 8 * mean(45..49) / 50 = 7.52, plus the seed offsets' mean 0.32;
+    # 78% of the Bayes value 10; no eval.json, so the greedy columns are empty
+    assert "| gridworld | rnn_hn | 0.001 | 3 | 4.8e+04 | 7.84 [7.66, 8.02] | 78% |  |  |" in table
     score = np.mean([np.mean(1.0 * np.arange(50) / 50 + s * 0.01) for s in (73, 20, 3)])
     assert f"| gridworld | rnn | 0.001 | 3 | {score:.2f} |" in table
 
@@ -82,3 +85,13 @@ def test_finished_only_skips_runs_in_progress(tmp_path):
     (tmp_path / "gridworld__rnn__bias__lr0.001__s73" / "summary.json").write_text("{}")
     assert len(plot.load_runs([str(tmp_path)])) == 2
     assert [r["seed"] for r in plot.load_runs([str(tmp_path)], finished=True)] == [73]
+
+
+def test_greedy_eval_column(tmp_path):
+    for seed, value in ((73, 1.0), (20, 2.0), (3, 6.0)):
+        write_run(tmp_path, "rnn", 1e-3, seed, slope=1.0)
+        (tmp_path / f"gridworld__rnn__bias__lr0.001__s{seed}" / "eval.json").write_text(json.dumps({"return": value}))
+    plot.main([str(tmp_path), "--out", str(tmp_path / "figs"), "--bayes", str(tmp_path / "none.json")])
+    # resample means of [1, 2, 6]: 16th and 84th percentiles of the 27 equally likely means
+    lo, hi = plot.bootstrap_ci([1.0, 2.0, 6.0])
+    assert f"| 3.00 [{lo:.2f}, {hi:.2f}] |" in (tmp_path / "figs" / "summary.md").read_text()

@@ -1,0 +1,116 @@
+"""Greedy evaluation of trained runs, the paper's test-time metric: fresh tasks, deterministic actions.
+
+    python evaluate.py results/gridworld/gridworld__rnn_hn__lr0.0003__s73      # one run
+    python evaluate.py results/gridworld --meta-episodes 1024                   # every finished run below
+
+The training logs (`return` in progress.csv) hold the stochastic policy's returns; the paper's curves
+evaluate with the most likely action (the mean for Gaussian policies). This loads a run's final
+`checkpoint.pt` with the Agent class of the script that trained it (config.json's "method"), plays
+`--meta-episodes` meta-episodes on tasks from a seed the run never trained on, feeding the recurrent
+inputs exactly as the training rollout does, and writes `eval.json` next to the checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import glob
+import importlib
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+
+import envs
+
+
+def play(agent, vec, obs, K: int, meta_episodes: int, greedy: bool = True):
+    """Run `agent` on `vec` (first observations `obs`) until `meta_episodes` meta-episodes finish; returns
+    their returns (M,) and per-inner-episode returns (M, K). greedy=False samples, one draw per step,
+    like the training rollout (the test compares the two)."""
+    space, N = vec.single_action_space, vec.num_envs
+    act_dim = 1 if agent.discrete else space.shape[0]
+    # The recurrent inputs, as in the training rollout: a new task starts with h = 0 and no previous
+    # action or reward; otherwise the previous action and raw reward are fed back.
+    h, new_task = torch.zeros(N, agent.encoder.gru.hidden_size), torch.ones(N)
+    prev_action, prev_reward = torch.zeros(N, act_dim), torch.zeros(N)
+    meta, eps, ep_index = np.zeros(N), np.zeros((N, K)), np.zeros(N, dtype=int)
+    finished_meta, finished_eps = [], []
+    with torch.no_grad():
+        while len(finished_meta) < meta_episodes:
+            o = torch.as_tensor(obs, dtype=torch.float32)
+            z, h = agent.encode(o[None], prev_action[None], prev_reward[None], new_task[None], h)
+            dist, _ = agent.heads(z[0], o)
+            if not greedy:
+                action = dist.sample()
+            else:
+                action = dist.probs.argmax(-1) if agent.discrete else dist.mean
+            env_action = action.numpy()
+            if not agent.discrete:
+                env_action = np.clip(env_action, space.low, space.high)
+            obs, reward, terminated, truncated, _ = vec.step(env_action)
+            ended = terminated | truncated
+            done_t = torch.as_tensor(ended, dtype=torch.float32)
+            a_in = action.float().view(N, act_dim) if agent.discrete else torch.as_tensor(env_action)
+            r = torch.as_tensor(reward, dtype=torch.float32)
+            prev_action, prev_reward, new_task = a_in * (1 - done_t).unsqueeze(1), r * (1 - done_t), done_t
+            meta += reward
+            eps[np.arange(N), np.minimum(ep_index, K - 1)] += reward
+            ep_index += ended | ((obs[:, -1] == 1) if K > 1 else ended)
+            for i in np.flatnonzero(ended):
+                finished_meta.append(meta[i])
+                finished_eps.append(eps[i].copy())
+                meta[i], eps[i], ep_index[i] = 0.0, 0.0, 0
+    return np.array(finished_meta[:meta_episodes]), np.array(finished_eps[:meta_episodes])
+
+
+def evaluate(run_dir: str, meta_episodes: int = 1024, num_envs: int = 16, seed: int = 10_000) -> dict:
+    with open(os.path.join(run_dir, "config.json")) as fh:
+        cfg = json.load(fh)
+    method = cfg.get("method") or os.path.basename(run_dir).split("__")[1].split("-")[0]  # older configs
+    module = importlib.import_module(method)
+    args = module.Args(**{k: v for k, v in cfg.items() if k in {f.name for f in dataclasses.fields(module.Args)}})
+    spec = envs.get_spec(args.env)
+    vec, obs, _ = envs.make_vec(args.env, num_envs, seed)
+    agent = module.Agent(vec.single_observation_space.shape[0], vec.single_action_space, spec, args)
+    ckpt = torch.load(os.path.join(run_dir, "checkpoint.pt"), map_location="cpu", weights_only=False)
+    agent.load_state_dict(ckpt["agent"])
+    agent.eval()
+    finished_meta, finished_eps = play(agent, vec, obs, spec.episodes_per_task, meta_episodes, greedy=True)
+    vec.close()
+    result = {"method": method, "env": args.env, "lr": args.lr, "seed": args.seed,
+              "train_update": ckpt["update"], "meta_episodes": int(len(finished_meta)), "eval_seed": seed,
+              "return": float(finished_meta.mean()),
+              "return_se": float(finished_meta.std() / np.sqrt(len(finished_meta))),
+              "return_per_episode": [float(x) for x in finished_eps.mean(0)]}
+    tmp = os.path.join(run_dir, f"eval.json.tmp{os.getpid()}")
+    with open(tmp, "w") as fh:
+        json.dump(result, fh, indent=1)
+    os.replace(tmp, os.path.join(run_dir, "eval.json"))
+    return result
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.error = lambda msg: parser.exit(2, f"{parser.prog}: error: {msg}\n")
+    parser.add_argument("paths", nargs="+", help="run folders, or folders containing them")
+    parser.add_argument("--meta-episodes", type=int, default=1024, help="meta-episodes (tasks) per run")
+    parser.add_argument("--seed", type=int, default=10_000, help="seed of the evaluation tasks")
+    parser.add_argument("--all", action="store_true", help="also runs that have not finished (no summary.json)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    runs = sorted({os.path.dirname(c) for p in args.paths for q in glob.glob(p) or [p]
+                   for c in glob.glob(os.path.join(q, "**", "checkpoint.pt"), recursive=True)})
+    runs = [r for r in runs if args.all or os.path.exists(os.path.join(r, "summary.json"))]
+    if not runs:
+        parser.error(f"no finished run with a checkpoint.pt under {' '.join(args.paths)} (--all for unfinished)")
+    for run in runs:
+        res = evaluate(run, args.meta_episodes, seed=args.seed)
+        per_ep = " / ".join(f"{x:.2f}" for x in res["return_per_episode"])
+        print(f"{run}: greedy return {res['return']:.2f} +- {res['return_se']:.2f} (per episode {per_ep})")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""evaluate.py: it must feed the recurrent inputs exactly as the training rollout does, and run anywhere."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import envs
+import evaluate
+import rnn
+
+
+def test_play_feeds_the_recurrent_inputs_like_the_training_rollout(tmp_path, monkeypatch):
+    # Record the latent z of every policy call. z depends on everything the GRU reads (obs, previous
+    # action, reward, new-task flag, reset of h), so the first 60 calls (one 60-step rollout of 16 envs)
+    # must agree exactly between training and evaluate.play from the same seeds; the sampled returns too.
+    seen = {"train": [], "play": []}
+    heads = rnn.Agent.heads
+
+    def recording(self, z, obs):
+        seen[mode].append(z.detach().clone())
+        return heads(self, z, obs)
+
+    monkeypatch.setattr(rnn.Agent, "heads", recording)
+    args = rnn.parse_args(["--env", "gridworld", "--total-timesteps", "960", "--threads", "1",
+                           "--run-dir", str(tmp_path / "run")])
+    mode = "train"
+    rnn.main(args)
+    with open(tmp_path / "run" / "progress.csv") as fh:
+        row = next(csv.DictReader(fh))
+    torch.manual_seed(args.seed)  # main()'s start: seeds, envs, agent; then the rollout's draws
+    np.random.seed(args.seed)
+    vec, obs, _ = envs.make_vec("gridworld", args.num_envs, args.seed)
+    agent = rnn.Agent(vec.single_observation_space.shape[0], vec.single_action_space, envs.get_spec("gridworld"), args)
+    mode = "play"
+    meta, eps = evaluate.play(agent, vec, obs, 4, args.num_envs, greedy=False)
+    assert len(seen["play"]) == 60
+    for t in range(60):
+        assert torch.allclose(seen["train"][t], seen["play"][t], atol=1e-6), f"latent differs at step {t}"
+    assert meta.shape == (16,) and eps.shape == (16, 4)
+    assert meta.mean() == pytest.approx(float(row["return"]), abs=1e-4)
+    for k in range(4):
+        assert eps[:, k].mean() == pytest.approx(float(row[f"return_ep{k + 1}"]), abs=1e-4)
+    assert np.allclose(eps.sum(1), meta)
+
+
+def test_evaluate_a_run_on_a_continuous_env(tmp_path):
+    import rnn_hn
+
+    rnn_hn.main(rnn_hn.parse_args(["--env", "cheetah-vel", "--total-timesteps", "6400", "--threads", "1",
+                                   "--run-dir", str(tmp_path / "run")]))
+    res = evaluate.evaluate(str(tmp_path / "run"), meta_episodes=16)
+    saved = json.loads((tmp_path / "run" / "eval.json").read_text())
+    assert saved == res and res["meta_episodes"] == 16 and res["train_update"] == 1
+    assert np.isfinite(res["return"]) and len(res["return_per_episode"]) == 1
+
+
+def test_no_runs_one_line_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        evaluate.main([str(tmp_path)])
+    assert e.value.code == 2 and capsys.readouterr().err.count("\n") == 1
