@@ -100,6 +100,8 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=10_000, help="seed of the evaluation tasks")
     parser.add_argument("--all", action="store_true", help="also runs that have not finished (no summary.json)")
     args = parser.parse_args(argv)
+    if args.meta_episodes < 1:
+        parser.error("--meta-episodes must be >= 1")
     torch.set_num_threads(1)
     runs = sorted({os.path.dirname(c) for p in args.paths for q in glob.glob(p) or [p]
                    for c in glob.glob(os.path.join(q, "**", "checkpoint.pt"), recursive=True)})

@@ -105,9 +105,9 @@ def best_lr(runs):
     return {key: max(lrs, key=lambda lr: np.mean(lrs[lr])) for key, lrs in lr_scores(runs).items()}
 
 
-def final_return(run):
-    """Mean training return over the last 10% of a run's updates."""
-    return np.nanmean(run["return"][-max(1, len(run["return"]) // 10):])
+def late_mean(y):
+    """Mean over the last 10% of a run's updates (the last axis), skipping updates without a return."""
+    return np.nanmean(y[..., -max(1, y.shape[-1] // 10):], axis=-1)
 
 
 def mean_curve(group, key, grid):
@@ -153,7 +153,7 @@ def main(argv=None):
                 ax = figs[name][1][0, j]
                 line, = ax.plot(grid, mean, label=f"{method} (lr {lr:g}, {len(group)} seeds)")
                 ax.fill_between(grid, lo, hi, color=line.get_color(), alpha=0.25)
-            finals = [final_return(r) for r in group]
+            finals = [late_mean(r["return"]) for r in group]
             lo, hi = bootstrap_ci(finals)
             pct = lambda x: f"{100 * x / bayes[env]:.0f}%" if env in bayes else ""  # noqa: E731
             greedy = [r["greedy"] for r in group if r["greedy"] is not None]
@@ -180,7 +180,7 @@ def main(argv=None):
             group = [r for r in runs if r["env"] == e == env and r["method"] == method and r["lr"] == lr]
             if not group or group[0]["eps"] is None:
                 continue
-            late = np.array([np.nanmean(r["eps"][:, -max(1, r["eps"].shape[1] // 10):], axis=1) for r in group])
+            late = np.array([late_mean(r["eps"]) for r in group])
             k = np.arange(1, late.shape[1] + 1)
             cis = np.array([bootstrap_ci(late[:, i]) for i in range(late.shape[1])])
             axes[0, j].errorbar(k, late.mean(0), yerr=[late.mean(0) - cis[:, 0], cis[:, 1] - late.mean(0)],
@@ -193,7 +193,7 @@ def main(argv=None):
               "| env | method | lr | seeds | score | final return (mean) |", "|---|---|---|---|---|---|"]
     for (env, method), lrs in sorted(lr_scores(runs).items()):
         for lr in sorted(lrs):
-            finals = [final_return(r) for r in runs if (r["env"], r["method"], r["lr"]) == (env, method, lr)]
+            finals = [late_mean(r["return"]) for r in runs if (r["env"], r["method"], r["lr"]) == (env, method, lr)]
             best_mark = " (best)" if best[(env, method)] == lr else ""
             table.append(f"| {env} | {method} | {lr:g}{best_mark} | {len(lrs[lr])} | {np.mean(lrs[lr]):.2f} | "
                          f"{np.mean(finals):.2f} |")

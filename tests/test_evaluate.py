@@ -61,3 +61,9 @@ def test_no_runs_one_line_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         evaluate.main([str(tmp_path)])
     assert e.value.code == 2 and capsys.readouterr().err.count("\n") == 1
+
+
+def test_bad_meta_episodes_one_line_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        evaluate.main([str(tmp_path), "--meta-episodes", "0"])
+    assert e.value.code == 2 and "--meta-episodes must be >= 1" in capsys.readouterr().err
