@@ -151,7 +151,7 @@ def main(argv=None):
             for name, key in (("returns", "return"), ("grad_norm", "grad")):
                 mean, lo, hi = mean_curve(group, key, grid)
                 ax = figs[name][1][0, j]
-                line, = ax.plot(grid, mean, label=f"{method} (lr {lr:g}, {len(group)} seeds)")
+                line, = ax.plot(grid, mean, label=f"{method} (lr {lr:g}, {len(group)} seed{'s' if len(group) > 1 else ''})")
                 ax.fill_between(grid, lo, hi, color=line.get_color(), alpha=0.25)
             finals = [late_mean(r["return"]) for r in group]
             lo, hi = bootstrap_ci(finals)
@@ -163,7 +163,7 @@ def main(argv=None):
                 g = [f"{np.mean(greedy):.2f} [{glo:.2f}, {ghi:.2f}]", pct(np.mean(greedy))]
             table.append(f"| {env} | {method} | {lr:g} | {len(group)} | {end:.3g} | {np.mean(finals):.2f} "
                          f"[{lo:.2f}, {hi:.2f}] | {pct(np.mean(finals))} | {g[0]} | {g[1]} |")
-        for name, ylabel in (("returns", "meta-episode return"), ("grad_norm", "latent gradient norm")):
+        for name, ylabel in (("returns", "meta-episode return (training)"), ("grad_norm", "latent gradient norm")):
             ax = figs[name][1][0, j]
             if name == "returns" and env in bayes:
                 ax.axhline(bayes[env], ls="--", color="k", label="Bayes-optimal")
@@ -186,6 +186,7 @@ def main(argv=None):
             axes[0, j].errorbar(k, late.mean(0), yerr=[late.mean(0) - cis[:, 0], cis[:, 1] - late.mean(0)],
                                 marker="o", capsize=3, label=method)
         axes[0, j].set(title=env, xlabel="inner episode", ylabel="return (last 10% of training)")
+        axes[0, j].xaxis.set_major_locator(plt.MaxNLocator(integer=True))  # episodes are 1..K
         axes[0, j].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(os.path.join(out, "adaptation.png"), dpi=120)
