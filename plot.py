@@ -191,13 +191,16 @@ def main(argv=None):
     fig.tight_layout()
     fig.savefig(os.path.join(out, "adaptation.png"), dpi=120)
     table += ["", "Every learning rate (score: seed-mean of each curve's average return, the selection rule):", "",
-              "| env | method | lr | seeds | score | final return (mean) |", "|---|---|---|---|---|---|"]
+              "| env | method | lr | seeds | score | final return (mean) | greedy eval return (mean) |",
+              "|---|---|---|---|---|---|---|"]
     for (env, method), lrs in sorted(lr_scores(runs).items()):
         for lr in sorted(lrs):
-            finals = [late_mean(r["return"]) for r in runs if (r["env"], r["method"], r["lr"]) == (env, method, lr)]
+            group = [r for r in runs if (r["env"], r["method"], r["lr"]) == (env, method, lr)]
+            greedy = [r["greedy"] for r in group if r["greedy"] is not None]
             best_mark = " (best)" if best[(env, method)] == lr else ""
             table.append(f"| {env} | {method} | {lr:g}{best_mark} | {len(lrs[lr])} | {np.mean(lrs[lr]):.2f} | "
-                         f"{np.mean(finals):.2f} |")
+                         f"{np.mean([late_mean(r['return']) for r in group]):.2f} | "
+                         f"{f'{np.mean(greedy):.2f}' if len(greedy) == len(group) else ''} |")
     with open(os.path.join(out, "summary.md.tmp"), "w") as fh:
         fh.write("\n".join(table) + "\n")
     os.replace(os.path.join(out, "summary.md.tmp"), os.path.join(out, "summary.md"))
