@@ -5,7 +5,8 @@
 An agent that knows the task distribution (21 goals, uniform) but not the goal maximises the expected
 return of the 4 x 15-step meta-episode. Facts used (rules in envs.py / SPEC.md):
 - Once the goal is known, the best an episode can do is walk the shortest path (d = x + y steps from
-  the start) and stay: return 16.1 - 1.1 d (d - 1 steps at -0.1, then 16 - d steps at +1). Finding the
+  the start) and stay: return 16.1 - 1.1 d (d - 1 steps at -0.1, then 16 - d steps at +1; in Dense the
+  steps on the way pay -distance/5, so 16 - d - d (d - 1) / 10). Finding the
   goal at step t of an episode, with no knowledge before, gives 16.1 - 1.1 t for that episode.
 - Beliefs are sets of goals consistent with what was seen (uniform over the set).
 
@@ -56,46 +57,54 @@ def found_value(e, t, d):
     return -1.5 * (e - 1) + (16.1 - 1.1 * t) + (E - e) * (16.1 - 1.1 * d)
 
 
-def known_value(e, t, pos, goal):
-    """Return of the rest when the goal becomes known at step t of episode e, standing at `pos`."""
-    k = abs(goal[0] - pos[0]) + abs(goal[1] - pos[1])
-    if k == 0:  # already on it: every remaining step pays
-        now = 1.0 * (T - t)
-    elif t + k <= T:  # k - 1 steps at -0.1, then on the goal from step t + k to the end
-        now = -0.1 * (k - 1) + (T - t - k + 1)
-    else:
-        now = -0.1 * (T - t)
-    return now + (E - e) * (16.1 - 1.1 * DIST[goal])
+def reward(pos, goal, dense=False):
+    """The reward of standing on `pos` after a step (envs.py): 1 on the goal, else -0.1 (Dense: -manhattan/5)."""
+    if pos == goal:
+        return 1.0
+    return -(abs(pos[0] - goal[0]) + abs(pos[1] - goal[1])) / 5 if dense else -0.1
 
 
-# ------------------------------------------------------------------ exact expectimax (Show, Dense)
-def dense_reward(pos, goal):
-    return 1.0 if pos == goal else -(abs(pos[0] - goal[0]) + abs(pos[1] - goal[1])) / 5
+def toward(pos, goal):
+    """One step along a shortest path (x first); stay on the goal."""
+    dx, dy = goal[0] - pos[0], goal[1] - pos[1]
+    return (pos[0] + (dx > 0) - (dx < 0), pos[1]) if dx else (pos[0], pos[1] + (dy > 0) - (dy < 0))
 
 
-def dense_expectimax():
-    @functools.lru_cache(maxsize=None)
-    def value(e, t, pos, belief):
-        """Expected return from step t (taken) of episode e at pos, belief = goals still possible."""
-        if e > E:
-            return 0.0
-        if t == T:
-            return value(e + 1, 0, (0, 0), belief)
-        if len(belief) == 1:
-            return known_value(e, t, pos, belief[0])
-        best = -np.inf
-        for move in MOVES:
-            nxt = step(pos, move)
-            groups = {}  # the reward the agent observes after the step, for each possible goal
-            for g in belief:
-                groups.setdefault(dense_reward(nxt, g), []).append(g)
-            total = 0.0
-            for r, gs in groups.items():
-                total += len(gs) * (r + value(e, t + 1, nxt, tuple(gs)))
-            best = max(best, total / len(belief))
-        return best
+def known_value(e, t, pos, goal, dense=False):
+    """Return of the rest when the goal becomes known at step t of episode e, standing at `pos`: walk
+    the shortest path and stay, now and in every later episode. Optimal under both reward rules: a step
+    closer is never worse than any other step."""
+    def walk(t, pos):
+        total = 0.0
+        for _ in range(t, T):
+            pos = toward(pos, goal)
+            total += reward(pos, goal, dense)
+        return total
 
-    return value(1, 0, (0, 0), tuple(GOALS)), value.cache_info().currsize
+    return walk(t, pos) + (E - e) * walk(0, (0, 0))
+
+
+# ------------------------------------------------------------------ exact expectimax (Dense)
+def dense_q(e, t, pos, belief, move):
+    """Expected return of `move` as step t + 1 of episode e at `pos` (belief = goals still possible),
+    acting optimally afterwards. The reward after the step splits the belief by distance to the goal."""
+    nxt = step(pos, move)
+    groups = {}
+    for g in belief:
+        groups.setdefault(reward(nxt, g, dense=True), []).append(g)
+    return sum(len(gs) * (r + dense_value(e, t + 1, nxt, tuple(gs))) for r, gs in groups.items()) / len(belief)
+
+
+@functools.lru_cache(maxsize=None)
+def dense_value(e, t, pos, belief):
+    """Expected return from step t (taken) of episode e at `pos`, Bayes-optimal from here."""
+    if e > E:
+        return 0.0
+    if t == T:
+        return dense_value(e + 1, 0, (0, 0), belief)
+    if len(belief) == 1:
+        return known_value(e, t, pos, belief[0], dense=True)
+    return max(dense_q(e, t, pos, belief, move) for move in MOVES)
 
 
 # ------------------------------------------------------------------ plain Grid-World: bracket
@@ -195,10 +204,10 @@ def main():
     look, move_first = show_values()
     print(f"gridworld-show: look first {look:.4f}, any other first step <= {move_first:.4f}"
           + (" -> look first is exact" if move_first <= look else ""))
-    dense, states = dense_expectimax()
-    print(f"gridworld-dense: {dense:.4f} (exact expectimax, {states:,} belief states)")
-    oracle = np.mean([E * (16.1 - 1.1 * DIST[g]) for g in GOALS])
-    print(f"for reference, knowing the goal from the start: {oracle:.4f}")
+    dense = dense_value(1, 0, (0, 0), tuple(GOALS))
+    print(f"gridworld-dense: {dense:.4f} (exact expectimax, {dense_value.cache_info().currsize:,} belief states)")
+    oracle = [np.mean([known_value(1, 0, (0, 0), g, dense) for g in GOALS]) for dense in (False, True)]
+    print(f"for reference, knowing the goal from the start: {oracle[0]:.4f} (Dense {oracle[1]:.4f})")
     # upper bounds where not exact, so "% of Bayes-optimal" never flatters an agent
     out = {"gridworld": round(upper, 4), "gridworld-show": round(max(look, move_first), 4),
            "gridworld-dense": round(dense, 4)}
