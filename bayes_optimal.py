@@ -206,7 +206,7 @@ def main():
           + (" -> look first is exact" if move_first <= look else ""))
     dense = dense_value(1, 0, (0, 0), tuple(GOALS))
     print(f"gridworld-dense: {dense:.4f} (exact expectimax, {dense_value.cache_info().currsize:,} belief states)")
-    oracle = [np.mean([known_value(1, 0, (0, 0), g, dense) for g in GOALS]) for dense in (False, True)]
+    oracle = [np.mean([known_value(1, 0, (0, 0), g, rule) for g in GOALS]) for rule in (False, True)]
     print(f"for reference, knowing the goal from the start: {oracle[0]:.4f} (Dense {oracle[1]:.4f})")
     # upper bounds where not exact, so "% of Bayes-optimal" never flatters an agent
     out = {"gridworld": round(upper, 4), "gridworld-show": round(max(look, move_first), 4),

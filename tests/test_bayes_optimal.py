@@ -26,7 +26,8 @@ def play(variant, goal, first_episode):
 def test_known_goal_value_matches_env(variant):
     dense = variant == "dense"
     for g in bo.GOALS:  # per goal: walking straight there in all 4 episodes
-        assert play(variant, g, straight_path(g)) == pytest.approx(bo.known_value(1, 0, (0, 0), g, dense), abs=1e-5)
+        expected = bo.known_value(1, 0, (0, 0), g, dense)
+        assert play(variant, g, straight_path(g)) == pytest.approx(expected, abs=1e-5)
     plain = np.mean([bo.known_value(1, 0, (0, 0), g) for g in bo.GOALS])
     assert plain == pytest.approx(np.mean([4 * (16.1 - 1.1 * bo.DIST[g]) for g in bo.GOALS]))
 
@@ -34,14 +35,14 @@ def test_known_goal_value_matches_env(variant):
 @pytest.mark.parametrize("variant", ["plain", "dense"])
 def test_known_value_mid_episode_matches_env(variant):
     # wander 5 steps away from goal (4, 4), learn it there, then walk: the walk's cost depends on the rule
-    env, goal = envs.GridWorldEnv(variant), (4, 4)
+    env, goal, dense = envs.GridWorldEnv(variant), (4, 4), variant == "dense"
     env.reset(options={"task": goal})
     wander = [2, 2, 1, 4, 4]  # right, right, up, left, left: ends at (0, 1) after 5 steps
     total = sum(env.step(a)[1] for a in wander)
     rest = [2] * 4 + [1] * 3 + [0] * 3 + (straight_path(goal) + [0] * 7) * 3
     total += sum(env.step(a)[1] for a in rest)
-    assert total == pytest.approx(sum(bo.reward(p, goal, variant == "dense") for p in [(1, 0), (2, 0), (2, 1), (1, 1), (0, 1)])
-                                  + bo.known_value(1, 5, (0, 1), goal, variant == "dense"), abs=1e-5)
+    wandered = sum(bo.reward(p, goal, dense) for p in [(1, 0), (2, 0), (2, 1), (1, 1), (0, 1)])
+    assert total == pytest.approx(wandered + bo.known_value(1, 5, (0, 1), goal, dense), abs=1e-5)
 
 
 def test_dense_expectimax_policy_earns_its_value_in_env():
