@@ -55,15 +55,16 @@ class EnvSpec:
     gae_lambda: float = 0.9
     adam_eps: float = 1e-8
     anneal_lr: bool = False
-    latent_dim: int = 25  # size of the projected GRU output (hypernetwork input)
-    policy_state_embed: int = 256  # state embedding of the policy ("XL")
+    latent_dim: int = 5  # L: the recurrent encoder's output is a 2L-d latent (the reference's (mu, logvar))
+    latent_embed: int = 25  # the policy's view of it: tanh(Linear(2L -> latent_embed)), the hypernetwork input
+    state_embed: int = 256  # state embedding of the policy ("XL")
     reward_embed: int = 16  # encoder embeddings: state 32 everywhere, these two per env
     action_embed: int = 16
 
 
 _GRID = dict(episodes_per_task=4, steps_per_episode=15, total_timesteps=4_000_000, num_steps=60,
              clip_coef=0.05, ent_coef=0.1, gamma=0.95, gae_lambda=0.95, adam_eps=1e-5,
-             policy_state_embed=25, reward_embed=8, action_embed=0)
+             state_embed=25, reward_embed=8, action_embed=0)
 _MUJOCO = dict(episodes_per_task=1, steps_per_episode=200, total_timesteps=75_000_000, num_steps=400)
 
 ENVS: dict[str, EnvSpec] = {
@@ -72,14 +73,14 @@ ENVS: dict[str, EnvSpec] = {
     "gridworld-dense": EnvSpec("GridWorldDense-v0", **_GRID),
     "cheetah-dir": EnvSpec("CheetahDir-v0", **_MUJOCO),
     "cheetah-vel": EnvSpec("CheetahVel-v0", **_MUJOCO),
-    "ant-dir": EnvSpec("AntDir-v0", **{**_MUJOCO, "num_steps": 200, "num_minibatches": 1, "latent_dim": 10}),
+    "ant-dir": EnvSpec("AntDir-v0", **{**_MUJOCO, "num_steps": 200, "num_minibatches": 1, "latent_embed": 10}),
     "walker": EnvSpec("WalkerRandParams-v0", **{**_MUJOCO, "episodes_per_task": 2, "num_steps": 200,
                                                  "num_minibatches": 2, "clip_coef": 0.05,
-                                                 "reward_embed": 32, "action_embed": 32}),
+                                                 "latent_dim": 10, "reward_embed": 32, "action_embed": 32}),
     # MC-LS: the paper gives no PPO table row; Grid-World's discrete settings with lr annealing (SPEC).
     "mc-ls": EnvSpec("MCLS-v0", **{**_GRID, "episodes_per_task": 2, "steps_per_episode": 200,
                                    "total_timesteps": 6_000_000, "num_steps": 400, "anneal_lr": True,
-                                   "policy_state_embed": 256, "action_embed": 16}),
+                                   "state_embed": 256, "action_embed": 16}),
     "ml10": EnvSpec("ML10-v0", **{**_MUJOCO, "episodes_per_task": 2, "steps_per_episode": 500,
                                   "total_timesteps": 100_000_000, "num_steps": 1000}),
 }
@@ -156,9 +157,16 @@ class GridWorldVec:
         if tasks is None:
             goals = GOALS[self._rng.integers(len(GOALS), size=n)]
         else:
-            goals = np.asarray(tasks, dtype=np.int64).reshape(n, 2)
-            if not all(any((g == GOALS).all(1)) for g in goals):
-                raise ValueError("a Grid-World task is a goal (x, y) outside the start's 2x2 corner")
+            try:
+                goals = np.asarray(tasks, dtype=float).reshape(n, 2)
+            except (TypeError, ValueError):
+                raise ValueError(f"a Grid-World task is a goal (x, y) per env, got {tasks!r}") from None
+            for g in goals:
+                if not any((g == GOALS).all(1)):
+                    where = "is off the grid (x, y in 0..4)" if not ((g >= 0) & (g < GRID_SIZE)).all() else \
+                        "is not one of the 21 goal cells (integers, outside the start's 2x2 corner)"
+                    raise ValueError(f"Grid-World goal ({g[0]:g}, {g[1]:g}) {where}")
+            goals = goals.astype(np.int64)
         self.goal[mask] = goals[:, 0] * GRID_SIZE + goals[:, 1]
         self.cell[mask], self.t[mask], self.episode[mask] = 0, 0, 0
 
@@ -211,6 +219,7 @@ class GridWorldEnv(gym.Env):
         self._vec = GridWorldVec(1, variant)
         self.observation_space = self._vec.single_observation_space
         self.action_space = self._vec.single_action_space
+        self.task_dim = self._vec.task_dim
 
     @property
     def task(self):
@@ -262,7 +271,7 @@ class MetaEpisodeEnv(gym.Env):
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
         task = (options or {}).get("task")
-        self.set_task(self.sample_task() if task is None else np.asarray(task, dtype=np.float32))
+        self.set_task(self.sample_task() if task is None else task)  # set_task checks and converts
         self._episode = self._t = 0
         return self._with_flag(self.reset_inner(), 0.0), {"task": self.task.copy()}
 
@@ -331,8 +340,21 @@ class MujocoTaskEnv(MetaEpisodeEnv):
         self.sim.np_random.bit_generator.state = s["rng"]
 
 
+def _one_number(task, env, what, ok) -> np.ndarray:
+    """A one-number task as a (1,) float32 array, or a one-line error saying what the env's task is."""
+    try:
+        value = np.asarray(task, np.float32).reshape(1)
+    except (TypeError, ValueError):
+        value = None
+    if value is None or not ok(float(value[0])):
+        raise ValueError(f"a {env} task is {what}, got {task!r}")
+    return value
+
+
 class CheetahDirEnv(MujocoTaskEnv):
     """HalfCheetah; task d in {-1, +1}; reward d * forward velocity - 0.05 |a|^2; obs 17-d."""
+
+    task_dim = 1
 
     def __init__(self):
         super().__init__("HalfCheetah-v5")
@@ -341,7 +363,7 @@ class CheetahDirEnv(MujocoTaskEnv):
         return np.array([self.np_random.choice([-1.0, 1.0])], np.float32)
 
     def set_task(self, task):
-        self.task = np.asarray(task, np.float32)
+        self.task = _one_number(task, "Cheetah-Dir", "a direction, -1 or +1", lambda d: d in (-1.0, 1.0))
 
     def task_reward(self, velocity, action):
         return self.task[0] * velocity[0] - 0.05 * np.sum(action**2)
@@ -352,6 +374,9 @@ class CheetahVelEnv(CheetahDirEnv):
 
     def sample_task(self):
         return np.array([self.np_random.uniform(0.0, 3.0)], np.float32)
+
+    def set_task(self, task):
+        self.task = _one_number(task, "Cheetah-Vel", "a target velocity in [0, 3]", lambda v: 0.0 <= v <= 3.0)
 
     def task_reward(self, velocity, action):
         return -abs(velocity[0] - self.task[0]) - 0.05 * np.sum(action**2)
@@ -366,6 +391,8 @@ class AntDirEnv(MujocoTaskEnv):
     the inner episode terminates when the torso z leaves [0.2, 1.0] (Ant-v5's own rule).
     """
 
+    task_dim = 1
+
     def __init__(self, direction: str = "angle"):
         if direction not in ("angle", "axis"):
             raise ValueError(f"unknown direction {direction!r}; choose one of: angle, axis")
@@ -376,7 +403,7 @@ class AntDirEnv(MujocoTaskEnv):
         return np.array([self.np_random.choice([-1.0, 1.0])], np.float32)
 
     def set_task(self, task):
-        self.task = np.asarray(task, np.float32)
+        self.task = _one_number(task, "Ant-Dir", "g, -1 or +1", lambda g: g in (-1.0, 1.0))
         g = float(self.task[0])
         self._dir = np.array([np.cos(g), np.sin(g)] if self.direction == "angle" else [g, 0.0])
 
@@ -410,6 +437,8 @@ class WalkerRandParamsEnv(MujocoTaskEnv):
     def set_task(self, task):
         # Every task is set explicitly from the stored defaults, so nothing leaks from the previous one.
         self.task = np.asarray(task, np.float32)
+        if self.task.shape != (self.task_dim,):
+            raise ValueError(f"a Walker task is {self.task_dim} exponents u (multiplier 1.5^u), got shape {self.task.shape}")
         m = self.sim.model
         for (name, base), u in zip(self.FIELDS, np.split(self.task.astype(np.float64), np.cumsum(self._sizes)[:-1])):
             getattr(m, name)[:] = self._default[name] * base ** u.reshape(self._default[name].shape)
@@ -433,13 +462,15 @@ class MCLSEnv(MetaEpisodeEnv):
     Actions: 0 left, 1 forward, 2 right. In the signal room, forward enters room 1. In each room a
     column stands in front of the agent: diamond must be passed on the left, iron on the right. The agent
     steps to a side, then forward passes the column: +0.1 on the correct side, 0 on the wrong one (it
-    still progresses). After room 16 the agent faces a junction: turning left earns +4 if the signal
+    still progresses). Every forward step into the next room also pays +0.1 for progress (the reference's
+    reward_per_progress; its rooms took five such steps, ours one). After room 16 the agent faces a junction: turning left earns +4 if the signal
     was green (-3 if red), right the opposite, and the inner episode terminates. Timeout 200 steps
     (truncation). Observation: a 10x10 RGB view with N(0, 0.05) noise, flattened, plus the flag.
     Column types are drawn anew every inner episode; the task representation is the signal (0 red, 1 green).
     """
 
     ROOMS = 16
+    PROGRESS = 0.1  # per forward step into the next room
 
     def __init__(self):
         super().__init__(gym.spaces.Box(-0.5, 1.5, (300,), np.float32), gym.spaces.Discrete(3), 2, 200)
@@ -449,7 +480,7 @@ class MCLSEnv(MetaEpisodeEnv):
         return np.array([float(self.np_random.integers(2))], np.float32)
 
     def set_task(self, task):
-        self.task = np.asarray(task, np.float32)
+        self.task = _one_number(task, "MC-LS", "the signal, 0 (red) or 1 (green)", lambda c: c in (0.0, 1.0))
 
     def reset_inner(self):
         self.phase, self.lateral = 0, 1  # phase 0 signal room, 1..16 rooms, 17 junction; lateral 0/1/2
@@ -460,11 +491,11 @@ class MCLSEnv(MetaEpisodeEnv):
         action, reward, done = int(action), 0.0, False
         if self.phase == 0:
             if action == 1:
-                self.phase = 1
+                self.phase, reward = 1, self.PROGRESS
         elif self.phase <= self.ROOMS:
             if action == 1 and self.lateral != 1:  # pass the column on the side the agent stands
                 correct = self.lateral == (0 if self.columns[self.phase - 1] == 0 else 2)
-                reward = 0.1 if correct else 0.0
+                reward = self.PROGRESS + (0.1 if correct else 0.0)
                 self.phase, self.lateral = self.phase + 1, 1
             elif action != 1:
                 self.lateral = int(np.clip(self.lateral + action - 1, 0, 2))
@@ -517,7 +548,10 @@ def _ml10_benchmark(seed: int):
 class ML10Env(MetaEpisodeEnv):
     """Meta-World ML10: a task is one of the parametric variations of the 10 train classes
     (`split="test"`: of the 5 held-out test classes). 2 inner episodes of 500 steps (truncation).
-    Observation 39-d plus the flag; task representation: a one-hot of the 15 classes."""
+    Observation 39-d plus the flag. Task representation (16-d): the one-hot of the 15 classes, then the
+    variation's index within its class divided by the class's number of variations, so that
+    `reset(options={"task": c})` rebuilds exactly the task c. `info["success"]` is Meta-World's success
+    flag, held once reached within the inner episode."""
 
     def __init__(self, split: str = "train", benchmark_seed: int = 0):
         if split not in ("train", "test"):
@@ -525,11 +559,14 @@ class ML10Env(MetaEpisodeEnv):
         bench = _ml10_benchmark(benchmark_seed)
         self._classes = {**bench.train_classes, **bench.test_classes}
         self._names = list(self._classes)
-        self._tasks = bench.train_tasks if split == "train" else bench.test_tasks
+        self._variations = {}  # class name -> its Meta-World tasks in the benchmark's order
+        for mw_task in bench.train_tasks if split == "train" else bench.test_tasks:
+            self._variations.setdefault(mw_task.env_name, []).append(mw_task)
+        self._tasks = [(name, j) for name, tasks in self._variations.items() for j in range(len(tasks))]
         self._envs = {}  # class name -> env, built on first use
-        probe = self._env(self._tasks[0].env_name)
+        probe = self._env(self._tasks[0][0])
         super().__init__(probe.observation_space, probe.action_space, 2, probe.max_path_length)
-        self.task_dim = len(self._names)
+        self.task_dim = len(self._names) + 1
 
     def _env(self, name):
         if name not in self._envs:
@@ -537,26 +574,34 @@ class ML10Env(MetaEpisodeEnv):
         return self._envs[name]
 
     def sample_task(self):
-        # Encode the chosen task as (one-hot class, index into the task list) in one float vector.
-        i = int(self.np_random.integers(len(self._tasks)))
-        return np.append(np.eye(len(self._names))[self._names.index(self._tasks[i].env_name)], i).astype(np.float32)
+        name, j = self._tasks[int(self.np_random.integers(len(self._tasks)))]
+        one_hot = np.eye(len(self._names))[self._names.index(name)]
+        return np.append(one_hot, j / len(self._variations[name])).astype(np.float32)
 
     def set_task(self, task):
         task = np.asarray(task, np.float32)
-        mw_task = self._tasks[int(task[-1])]
-        self.task = task[:-1]  # c_M: the class one-hot
-        self._index = task[-1]
-        self.current = self._env(mw_task.env_name)
-        self.current.set_task(mw_task)
+        name = self._names[int(task[:-1].argmax())] if task.shape == (self.task_dim,) else None
+        if name not in self._variations:
+            raise ValueError(f"an ML10 task is a one-hot of {len(self._names)} classes of this split plus a "
+                             f"variation index in [0, 1), got {task.tolist()!r}")
+        variations = self._variations[name]
+        self.task = task.copy()
+        self.current = self._env(name)
+        self.current.set_task(variations[min(int(round(float(task[-1]) * len(variations))), len(variations) - 1)])
 
     def reset_inner(self):
+        self._solved = 0.0
         obs, _ = self.current.reset(seed=int(self.np_random.integers(2**31)))
         return obs
 
     def step_inner(self, action):
         obs, reward, terminated, _, info = self.current.step(np.asarray(action, np.float32))
-        self.success = info.get("success", 0.0)
+        self._solved = self.solved = max(self._solved, float(info["success"]))  # reset_inner clears only _solved
         return obs, reward, bool(terminated)
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = super().step(action)
+        return obs, reward, terminated, truncated, info | {"success": self.solved}
 
     @property
     def meta_state(self):
@@ -607,8 +652,11 @@ class GymVec:
         obs, reward, terminated, truncated, info = self.vec.step(actions)
         final = np.zeros_like(obs)
         if "final_obs" in info:
-            for i in np.flatnonzero(info["_final_obs"]):
+            ended = info["_final_obs"]
+            for i in np.flatnonzero(ended):
                 final[i] = info["final_obs"][i]
+            if "success" in info["final_info"]:  # ML10: a finished meta-episode's last flag is in final_info
+                info["success"] = np.where(ended, info["final_info"]["success"], info.get("success", 0.0))
         info["final_obs"] = final
         return obs, reward.astype(np.float32), terminated, truncated, info
 

@@ -41,8 +41,8 @@ def play(agent, vec, obs, K: int, meta_episodes: int, greedy: bool = True):
     with torch.no_grad():
         while len(finished_meta) < meta_episodes:
             o = torch.as_tensor(obs, dtype=torch.float32)
-            z, h = agent.encode(o[None], prev_action[None], prev_reward[None], new_task[None], h)
-            dist, _ = agent.heads(z[0], o)
+            latent, h = agent.encoder(o[None], prev_action[None], prev_reward[None], new_task[None], h)
+            dist, _ = agent.heads(latent[0], o)
             if not greedy:
                 action = dist.sample()
             else:
@@ -67,16 +67,24 @@ def play(agent, vec, obs, K: int, meta_episodes: int, greedy: bool = True):
 
 
 def evaluate(run_dir: str, meta_episodes: int = 1024, num_envs: int = 16, seed: int = 10_000) -> dict:
-    with open(os.path.join(run_dir, "config.json")) as fh:
-        cfg = json.load(fh)
-    method = cfg.get("method") or os.path.basename(run_dir).split("__")[1].split("-")[0]  # older configs
-    module = importlib.import_module(method)
-    args = module.Args(**{k: v for k, v in cfg.items() if k in {f.name for f in dataclasses.fields(module.Args)}})
+    """Greedy returns of the run in `run_dir`, also written to its eval.json; a ValueError (one line) when
+    the run's config.json or checkpoint.pt cannot be read."""
+    try:
+        with open(os.path.join(run_dir, "config.json")) as fh:
+            cfg = json.load(fh)
+        method = cfg["method"]
+        module = importlib.import_module(method)
+        args = module.Args(**{k: v for k, v in cfg.items() if k in {f.name for f in dataclasses.fields(module.Args)}})
+    except (OSError, ValueError, KeyError, TypeError, ImportError) as e:
+        raise ValueError(f"{run_dir}: config.json is missing or unreadable ({type(e).__name__})") from None
     spec = envs.get_spec(args.env)
     vec, obs, _ = envs.make_vec(args.env, num_envs, seed)
     agent = module.Agent(vec.single_observation_space.shape[0], vec.single_action_space, spec, args)
-    ckpt = torch.load(os.path.join(run_dir, "checkpoint.pt"), map_location="cpu", weights_only=False)
-    agent.load_state_dict(ckpt["agent"])
+    try:
+        ckpt = torch.load(os.path.join(run_dir, "checkpoint.pt"), map_location="cpu", weights_only=False)
+        agent.load_state_dict(ckpt["agent"])
+    except Exception as e:  # truncated, empty, garbage, or another script's checkpoint
+        raise ValueError(f"{run_dir}: checkpoint.pt is damaged or does not fit {method}.py ({type(e).__name__})") from None
     agent.eval()
     finished_meta, finished_eps = play(agent, vec, obs, spec.episodes_per_task, meta_episodes, greedy=True)
     vec.close()
@@ -109,7 +117,10 @@ def main(argv=None):
     if not runs:
         parser.error(f"no finished run with a checkpoint.pt under {' '.join(args.paths)} (--all for unfinished)")
     for run in runs:
-        res = evaluate(run, args.meta_episodes, seed=args.seed)
+        try:
+            res = evaluate(run, args.meta_episodes, seed=args.seed)
+        except ValueError as e:
+            sys.exit(f"evaluate.py: {e}")
         per_ep = " / ".join(f"{x:.2f}" for x in res["return_per_episode"])
         print(f"{run}: greedy return {res['return']:.2f} +- {res['return_se']:.2f} (per episode {per_ep})")
 

@@ -2,14 +2,15 @@
 
     python plot.py results/gridworld                 # every run folder below it
     python plot.py runs/gridworld__rnn_hn__73__* --out figs
-    python plot.py results/gridworld --finished      # only runs that reached their budget (summary.json)
+    python plot.py results/gridworld --finished      # leave out runs still in progress
 
-Reads run folders (those with progress.csv and config.json), groups them by env and method
-(`rnn_hn-kaiming` for the Kaiming ablation), picks each method's best learning rate as the paper did
-(highest seed-mean of the average return over the whole curve), smooths each curve with a trailing
-moving average over 10% of its points, and writes to --out:
+Reads run folders (those with progress.csv and config.json), groups the finished ones (summary.json)
+by env and method (`rnn_hn-kaiming` for the Kaiming ablation) and learning rate, counting each seed
+once, picks each method's best learning rate as the paper did (highest seed-mean of the average return
+over the whole curve), smooths each curve with a trailing moving average over 10% of its points, and
+writes to --out (runs in progress are drawn apart, dotted, one line each, and listed in the table):
   returns.png      mean meta-episode return vs frames, one panel per env (dashed: Bayes-optimal, when
-                   results/bayes_optimal.json has the env)
+                   results/bayes_optimal.json beside this file has the env)
   grad_norm.png    latent gradient norm vs frames (the paper's Figure 11)
   adaptation.png   return of each inner episode (ep1..epK) late in training, per method
   summary.md       table: method, best lr, seeds, final return mean [68% CI], and the greedy evaluation
@@ -29,6 +30,9 @@ import sys
 from collections import defaultdict
 
 import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CAPTION = "curves: mean over seeds of a trailing moving average over 10% of the points; bands: 68% bootstrap CI over seeds"
 
 
 def bootstrap_ci(values, level=0.68, n_boot=10000, seed=0):
@@ -72,31 +76,53 @@ def load_runs(paths, finished=False):
             continue
         with open(cfg_path) as fh:
             cfg = json.load(fh)
+        rows, broken = [], 0
         with open(os.path.join(folder, "progress.csv")) as fh:
-            rows = list(csv.DictReader(fh))
+            for r in csv.DictReader(fh):
+                try:  # a short row (None values, e.g. a line cut by a kill) or a garbled one is skipped
+                    rows.append({k: float(v) if v != "" else np.nan for k, v in r.items()})
+                except (TypeError, ValueError):
+                    broken += 1
+        if broken:
+            print(f"warning: {os.path.join(folder, 'progress.csv')}: skipped {broken} unreadable row(s)", file=sys.stderr)
         if not rows:
             continue
         method = cfg.get("method") or os.path.basename(folder).split("__")[1]
         if cfg.get("hyper_init") == "kaiming":
             method += "-kaiming"
-        col = lambda k: np.array([float(r[k]) if r.get(k) not in (None, "") else np.nan for r in rows])  # noqa: E731
+        col = lambda k: np.array([r.get(k, np.nan) for r in rows])  # noqa: E731
         eps = sorted((k for k in rows[0] if k.startswith("return_ep")), key=lambda k: int(k[9:]))
         greedy = None
         if os.path.exists(os.path.join(folder, "eval.json")):
             with open(os.path.join(folder, "eval.json")) as fh:
                 greedy = json.load(fh)["return"]
         runs.append({"folder": folder, "env": cfg["env"], "method": method, "lr": cfg["lr"], "seed": cfg["seed"],
-                     "greedy": greedy,
+                     "greedy": greedy, "done": os.path.exists(os.path.join(folder, "summary.json")),
                      "step": col("global_step"), "return": col("return"), "grad": col("latent_grad_norm"),
                      "eps": np.stack([col(k) for k in eps]) if eps else None})
     return runs
 
 
-def lr_scores(runs):
-    """{(env, method): {lr: [each seed's average return over its whole curve]}}."""
-    by = defaultdict(lambda: defaultdict(list))
+def group_runs(runs):
+    """Finished runs as {(env, method, lr): [one run per seed]}, and {(env, method, lr): [seeds seen twice]}.
+    A CI over seeds must count each seed once: a seed's later runs (in folder order) are left out."""
+    groups, duplicates = defaultdict(list), defaultdict(list)
     for r in runs:
-        by[(r["env"], r["method"])][r["lr"]].append(np.nanmean(r["return"]))
+        key = (r["env"], r["method"], r["lr"])
+        if not r["done"]:
+            continue
+        if any(o["seed"] == r["seed"] for o in groups[key]):
+            duplicates[key].append(r["seed"])
+        else:
+            groups[key].append(r)
+    return groups, duplicates
+
+
+def lr_scores(runs):
+    """{(env, method): {lr: [each seed's average return over its whole curve]}} of the finished runs."""
+    by = defaultdict(dict)
+    for (env, method, lr), group in group_runs(runs)[0].items():
+        by[(env, method)][lr] = [np.nanmean(r["return"]) for r in group]
     return by
 
 
@@ -121,12 +147,18 @@ def main(argv=None):
     parser.error = lambda msg: parser.exit(2, f"{parser.prog}: error: {msg}\n")
     parser.add_argument("paths", nargs="+", help="run folders or folders containing them")
     parser.add_argument("--out", default=None, help="output folder (default: the first path)")
-    parser.add_argument("--bayes", default="results/bayes_optimal.json", help="Bayes-optimal returns per env")
-    parser.add_argument("--finished", action="store_true", help="skip runs still in progress (no summary.json)")
+    parser.add_argument("--bayes", default=os.path.join(HERE, "results", "bayes_optimal.json"),
+                        help="Bayes-optimal returns per env (default: results/bayes_optimal.json beside plot.py)")
+    parser.add_argument("--finished", action="store_true", help="leave out runs still in progress (no summary.json)")
     args = parser.parse_args(argv)
     runs = load_runs(args.paths, args.finished)
     if not runs:
         parser.error(f"no run folders (with progress.csv and config.json) under {' '.join(args.paths)}")
+    groups, duplicates = group_runs(runs)
+    for (env, method, lr), seeds in sorted(duplicates.items()):
+        print(f"warning: {env} {method} lr {lr:g}: more than one run of seed(s) {sorted(set(seeds))}; "
+              f"each seed's first folder is used", file=sys.stderr)
+    live = [r for r in runs if not r["done"]]
     out = args.out or (args.paths[0] if os.path.isdir(args.paths[0]) else ".")
     os.makedirs(out, exist_ok=True)
     import matplotlib
@@ -134,7 +166,13 @@ def main(argv=None):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    bayes = json.load(open(args.bayes)) if os.path.exists(args.bayes) else {}
+    bayes = {}
+    if os.path.exists(args.bayes):
+        with open(args.bayes) as fh:
+            bayes = json.load(fh)
+    else:
+        print(f"warning: no Bayes-optimal values at {args.bayes} (python bayes_optimal.py writes them); "
+              f"no dashed line", file=sys.stderr)
     best = best_lr(runs)
     env_names = sorted({r["env"] for r in runs})
     table = ["| env | method | best lr | seeds | frames | final return (mean [68% CI]) | % of Bayes-optimal "
@@ -145,7 +183,7 @@ def main(argv=None):
         for (e, method), lr in sorted(best.items()):
             if e != env:
                 continue
-            group = [r for r in runs if r["env"] == env and r["method"] == method and r["lr"] == lr]
+            group = groups[(env, method, lr)]
             end = min(r["step"][-1] for r in group)
             grid = np.linspace(0, end, 200)
             for name, key in (("returns", "return"), ("grad_norm", "grad")):
@@ -163,6 +201,10 @@ def main(argv=None):
                 g = [f"{np.mean(greedy):.2f} [{glo:.2f}, {ghi:.2f}]", pct(np.mean(greedy))]
             table.append(f"| {env} | {method} | {lr:g} | {len(group)} | {end:.3g} | {np.mean(finals):.2f} "
                          f"[{lo:.2f}, {hi:.2f}] | {pct(np.mean(finals))} | {g[0]} | {g[1]} |")
+        for r in live:  # in progress: one dotted line each, apart from the seed means
+            if r["env"] == env:
+                figs["returns"][1][0, j].plot(r["step"], smooth(r["return"]), ls=":", lw=1,
+                                              label=f"{r['method']} (lr {r['lr']:g}, seed {r['seed']}, in progress)")
         for name, ylabel in (("returns", "meta-episode return (training)"), ("grad_norm", "latent gradient norm")):
             ax = figs[name][1][0, j]
             if name == "returns" and env in bayes:
@@ -170,37 +212,48 @@ def main(argv=None):
             ax.set(title=env, xlabel="frames", ylabel=ylabel)
             ax.legend(fontsize=7)
     for name, (fig, _) in figs.items():
-        fig.tight_layout()
+        fig.text(0.5, 0.01, CAPTION, ha="center", fontsize=7)
+        fig.tight_layout(rect=(0, 0.04, 1, 1))
         fig.savefig(os.path.join(out, f"{name}.png"), dpi=120)
 
     # adaptation: per inner episode, the late-training return of each best-lr method
     fig, axes = plt.subplots(1, len(env_names), figsize=(5 * len(env_names), 3.8), squeeze=False)
     for j, env in enumerate(env_names):
         for (e, method), lr in sorted(best.items()):
-            group = [r for r in runs if r["env"] == e == env and r["method"] == method and r["lr"] == lr]
+            group = groups[(e, method, lr)] if e == env else []
             if not group or group[0]["eps"] is None:
                 continue
             late = np.array([late_mean(r["eps"]) for r in group])
             k = np.arange(1, late.shape[1] + 1)
             cis = np.array([bootstrap_ci(late[:, i]) for i in range(late.shape[1])])
             axes[0, j].errorbar(k, late.mean(0), yerr=[late.mean(0) - cis[:, 0], cis[:, 1] - late.mean(0)],
-                                marker="o", capsize=3, label=method)
+                                marker="o", capsize=3,
+                                label=f"{method} (lr {lr:g}, {len(group)} seed{'s' if len(group) > 1 else ''})")
         axes[0, j].set(title=env, xlabel="inner episode", ylabel="return (last 10% of training)")
         axes[0, j].xaxis.set_major_locator(plt.MaxNLocator(integer=True))  # episodes are 1..K
         axes[0, j].legend(fontsize=7)
-    fig.tight_layout()
+    fig.text(0.5, 0.01, "points: mean over seeds of the last 10% of updates; bars: 68% bootstrap CI over seeds",
+             ha="center", fontsize=7)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
     fig.savefig(os.path.join(out, "adaptation.png"), dpi=120)
     table += ["", "Every learning rate (score: seed-mean of each curve's average return, the selection rule):", "",
               "| env | method | lr | seeds | score | final return (mean) | greedy eval return (mean) |",
               "|---|---|---|---|---|---|---|"]
     for (env, method), lrs in sorted(lr_scores(runs).items()):
         for lr in sorted(lrs):
-            group = [r for r in runs if (r["env"], r["method"], r["lr"]) == (env, method, lr)]
+            group = groups[(env, method, lr)]
             greedy = [r["greedy"] for r in group if r["greedy"] is not None]
             best_mark = " (best)" if best[(env, method)] == lr else ""
             table.append(f"| {env} | {method} | {lr:g}{best_mark} | {len(lrs[lr])} | {np.mean(lrs[lr]):.2f} | "
                          f"{np.mean([late_mean(r['return']) for r in group]):.2f} | "
                          f"{f'{np.mean(greedy):.2f}' if len(greedy) == len(group) else ''} |")
+    if duplicates:
+        table += ["", "Seeds with more than one finished run (only each seed's first folder is counted): " +
+                  "; ".join(f"{env} {method} lr {lr:g}: {sorted(set(s))}" for (env, method, lr), s in sorted(duplicates.items()))]
+    if live:
+        table += ["", "Runs in progress (drawn dotted in returns.png, not counted above):", "",
+                  "| run | frames | return (last 10% of its updates) |", "|---|---|---|"]
+        table += [f"| {os.path.basename(r['folder'])} | {r['step'][-1]:.3g} | {late_mean(r['return']):.2f} |" for r in live]
     with open(os.path.join(out, "summary.md.tmp"), "w") as fh:
         fh.write("\n".join(table) + "\n")
     os.replace(os.path.join(out, "summary.md.tmp"), os.path.join(out, "summary.md"))

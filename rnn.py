@@ -1,9 +1,10 @@
 """RNN: the RL^2 recurrent baseline, trained with PPO (Beck et al. 2023, section 3.2, Fig. 2a).
 
-A GRU reads the trajectory (state, previous action, reward, episode-end flag) of the current task; its
-output, projected to a small latent z with a tanh, is the only input of a separate actor and critic
-(ordinary MLPs): the policy sees the current state only through the GRU. Diff it with rnn_s.py to see
-what passing the state again changes. Self-contained: the only project import is envs.py.
+A GRU reads the trajectory (state, previous action, reward, episode-end flag) of the current task; one
+linear layer maps its output to a 2L-d latent, and z = tanh(Linear(latent)) is the only input of a
+separate actor and critic (ordinary MLPs): the policy sees the current state only through the GRU.
+Diff it with rnn_s.py to see what passing the state again changes. Self-contained: the only project
+import is envs.py.
 
     python rnn.py --env gridworld              # the paper's budget (4e6 frames)
     python rnn.py --env walker --lr 1e-4
@@ -15,9 +16,11 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import glob
 import json
 import math
 import os
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -40,7 +43,7 @@ class Args:
     env: str = field(default="gridworld", metadata={"help": "task distribution", "choices": list(envs.ENVS)})
     seed: int = field(default=73, metadata={"help": "seed of torch, numpy and the envs"})
     lr: float = field(default=3e-4, metadata={"help": "Adam learning rate (the paper sweeps 3e-3..3e-5)"})
-    total_timesteps: int = field(default=None, metadata={"help": "env frames to train for (default: the paper's)"})
+    total_timesteps: int = field(default=None, metadata={"help": "env frames to train for (1e5 is accepted)"})
     num_envs: int = field(default=16, metadata={"help": "parallel envs (meta-episodes) per rollout"})
     num_steps: int = field(default=None, metadata={"help": "rollout length per env per update"})
     update_epochs: int = field(default=None, metadata={"help": "PPO epochs per update"})
@@ -50,61 +53,97 @@ class Args:
     vf_coef: float = field(default=0.5, metadata={"help": "value loss coefficient"})
     gamma: float = field(default=None, metadata={"help": "discount"})
     gae_lambda: float = field(default=None, metadata={"help": "GAE lambda"})
-    max_grad_norm: float = field(default=0.5, metadata={"help": "gradient norm clip"})
-    adam_eps: float = field(default=None, metadata={"help": "Adam epsilon"})
+    max_grad_norm: float = field(default=0.5, metadata={"help": "gradient norm clip, policy and encoder apart"})
+    adam_eps: float = field(default=None, metadata={"help": "Adam epsilon of the policy (the encoder's: 1e-8)"})
     anneal_lr: bool = field(default=None, metadata={"help": "decay the learning rate linearly to 0"})
     gru_size: int = field(default=256, metadata={"help": "GRU units"})
-    latent_dim: int = field(default=None, metadata={"help": "size of the projected GRU output z"})
+    latent_dim: int = field(default=None, metadata={"help": "L: the encoder's output is a 2L-d latent"})
+    latent_embed: int = field(default=None, metadata={"help": "size of z = tanh(Linear(2L-d latent))"})
     hidden: str = field(default="256,128", metadata={"help": "hidden layer sizes of the policy"})
     cuda: bool = field(default=False, metadata={"help": "train on the GPU"})
     threads: int = field(default=2, metadata={"help": "torch CPU threads"})
-    log_every: int = field(default=10, metadata={"help": "print a progress line every N updates"})
+    log_every: int = field(default=10, metadata={"help": "print a progress line every N updates (and every 30 s)"})
     save_every: int = field(default=100, metadata={"help": "checkpoint every N updates (0: only at the end)"})
-    run_dir: str = field(default=None, metadata={"help": "output folder (default runs/<env>__<method>__<seed>__<time>)"})
+    run_dir: str = field(default=None, metadata={"help": "output folder (default: runs/<env>__<method>__<seed>__<time>)"})
     resume: str = field(default=None, metadata={"help": "continue the run in this folder from its checkpoint"})
     stop_after: int = field(default=0, metadata={"help": "exit after N updates of this session without saving, "
                                                           "as a kill would (tests, time-boxed sessions)"})
 
 
+PER_ENV = ("total_timesteps", "num_steps", "update_epochs", "num_minibatches", "clip_coef", "ent_coef", "gamma",
+           "gae_lambda", "adam_eps", "anneal_lr", "latent_dim", "latent_embed")
+ON_RESUME = ("total_timesteps", "threads", "log_every", "save_every", "cuda", "stop_after")  # may change
+
+
+def _int(text):
+    try:
+        value = float(text)  # so that 1e5 is accepted
+    except ValueError:
+        value = math.nan
+    if not value.is_integer():
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}")
+    return int(value)
+
+
+def _bool(text):
+    if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    return text.lower() in ("true", "1", "yes")
+
+
 def parse_args(argv=None) -> Args:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    # Unset flags stay out of the namespace (SUPPRESS): the dataclass gives defaults, --resume sees what was set.
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], argument_default=argparse.SUPPRESS)
     # A bad flag is one line naming the allowed values, not a usage block.
     parser.error = lambda msg: parser.exit(2, f"{parser.prog}: error: {msg}\n")
     for f in dataclasses.fields(Args):
-        flag, kind = "--" + f.name.replace("_", "-"), {"bool": bool, "int": int, "float": float}.get(
-            str(f.type).replace(" | None", ""), str)
-        if kind is bool:
-            parser.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes"), nargs="?", const=True,
-                                default=f.default, help=f.metadata["help"])
-        else:
-            parser.add_argument(flag, type=kind, default=f.default, help=f.metadata["help"],
-                                choices=f.metadata.get("choices"))
-    args = Args(**vars(parser.parse_args(argv)))
-    if args.resume:
-        config = os.path.join(args.resume, "config.json")
-        if not os.path.exists(os.path.join(args.resume, "checkpoint.pt")):
-            parser.error(f"--resume {args.resume}: no checkpoint.pt there")
-        with open(config) as fh:
-            saved = json.load(fh)
-        saved = {k: v for k, v in saved.items() if k in Args.__dataclass_fields__}  # drops "method"
-        return Args(**{**saved, "resume": args.resume, "run_dir": args.resume, "cuda": args.cuda,
-                       "stop_after": args.stop_after})
+        kind = {"bool": _bool, "int": _int, "float": float}.get(f.type, str)
+        default = "per env" if f.name in PER_ENV else f.default
+        text = f.metadata["help"] + ("" if default is None or "default" in f.metadata["help"] else f" (default: {default})")
+        extra = dict(nargs="?", const=True) if kind is _bool else dict(choices=f.metadata.get("choices"))
+        parser.add_argument("--" + f.name.replace("_", "-"), type=kind, help=text, **extra)
+    given = vars(parser.parse_args(argv))
+    if "resume" in given:
+        return resume_args(parser, given)
+    args = Args(**given)
     spec = envs.get_spec(args.env)
-    for name in ("total_timesteps", "num_steps", "update_epochs", "num_minibatches", "clip_coef", "ent_coef",
-                 "gamma", "gae_lambda", "adam_eps", "anneal_lr", "latent_dim"):
+    for name in PER_ENV:
         if getattr(args, name) is None:
             setattr(args, name, getattr(spec, name))
     checks = [(args.lr > 0, "--lr must be > 0"), (args.num_envs > 0, "--num-envs must be > 0"),
               (args.total_timesteps > 0, "--total-timesteps must be > 0"),
-              (args.num_envs % args.num_minibatches == 0,
-               f"--num-minibatches must divide --num-envs ({args.num_envs})"),
+              (args.num_steps > 0, "--num-steps must be > 0"), (args.update_epochs > 0, "--update-epochs must be > 0"),
+              (args.num_minibatches > 0 and args.num_envs % args.num_minibatches == 0,
+               f"--num-minibatches must divide --num-envs ({args.num_envs}) and be > 0"),
               (all(s.isdigit() for s in args.hidden.split(",")), "--hidden must be sizes like 256,128"),
-              (not args.cuda or torch.cuda.is_available(), "--cuda given but no CUDA device is available")]
+              (not args.cuda or torch.cuda.is_available(), "--cuda given but no CUDA device is available"),
+              (args.run_dir is None or not os.path.exists(os.path.join(args.run_dir, "config.json")),
+               f"--run-dir {args.run_dir} already holds a run: continue it with --resume {args.run_dir}, "
+               f"or choose another folder")]
     for ok, msg in checks:
         if not ok:
             parser.error(msg)
     return args
+
+
+def resume_args(parser, given) -> Args:
+    """--resume RUN_DIR: the run's own settings from its config.json; only the ON_RESUME flags may change."""
+    run_dir = given.pop("resume")
+    fixed = [k for k in given if k not in ON_RESUME]
+    if fixed:
+        parser.error(f"--{fixed[0].replace('_', '-')} cannot change when resuming (the run keeps its settings); "
+                     f"allowed with --resume: {', '.join('--' + k.replace('_', '-') for k in ON_RESUME)}")
+    if not os.path.exists(os.path.join(run_dir, "checkpoint.pt")):
+        parser.error(f"--resume {run_dir}: no checkpoint.pt there")
+    try:
+        with open(os.path.join(run_dir, "config.json")) as fh:
+            saved = json.load(fh)
+        args = Args(**{k: v for k, v in saved.items() if k in Args.__dataclass_fields__})  # drops "method"
+    except (OSError, ValueError, TypeError, AttributeError) as e:
+        parser.error(f"--resume {run_dir}: its config.json is missing or unreadable ({type(e).__name__})")
+    if saved.get("method", METHOD) != METHOD:
+        parser.error(f"--resume {run_dir}: that run was trained by {saved['method']}.py; resume it with that script")
+    return dataclasses.replace(args, **given, resume=run_dir, run_dir=run_dir)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -140,7 +179,8 @@ def normc_(weight: torch.Tensor, gain: float) -> torch.Tensor:
 
 
 class Encoder(nn.Module):
-    """Embeds (state, previous action, reward) with ReLU and runs the GRU; z = tanh(P h)."""
+    """Embeds (state, previous action, reward) with ReLU, runs the GRU, and maps its output to the 2L-d
+    latent with one linear layer (the reference's (mu, logvar) layer, used without sampling: SPEC)."""
 
     def __init__(self, obs_dim, act_dim, spec: envs.EnvSpec, gru_size, latent_dim):
         super().__init__()
@@ -148,7 +188,12 @@ class Encoder(nn.Module):
         self.action = nn.Linear(act_dim, spec.action_embed) if spec.action_embed else None  # none on grids
         self.reward = nn.Linear(1, spec.reward_embed)
         self.gru = nn.GRU(32 + spec.action_embed + spec.reward_embed, gru_size)
-        self.project = nn.Linear(gru_size, latent_dim)
+        for name, p in self.gru.named_parameters():  # the reference's GRU: orthogonal weights, zero biases
+            if name.startswith("weight"):
+                nn.init.orthogonal_(p)
+            else:
+                nn.init.zeros_(p)
+        self.latent = nn.Linear(gru_size, 2 * latent_dim)
 
     def embed(self, obs, prev_action, prev_reward):
         parts = [self.state(obs), self.reward(prev_reward.unsqueeze(-1))]
@@ -157,7 +202,7 @@ class Encoder(nn.Module):
         return F.relu(torch.cat(parts, -1))
 
     def forward(self, obs, prev_action, prev_reward, new_task, h):
-        """Sequences (T, B, ...) from hidden state h (B, H); `new_task[t]` zeroes h before step t.
+        """Sequences (T, B, ...) of raw inputs from hidden state h (B, H); `new_task[t]` zeroes h before step t.
 
         The hidden state is reset only where a new task starts. The GRU runs as one fused call per
         segment between the time steps where any sequence starts a new task (one segment on Grid-World,
@@ -171,7 +216,7 @@ class Encoder(nn.Module):
             h = h * (1.0 - new_task[start]).view(1, -1, 1)
             out, h = self.gru(x[start:end], h)
             outs.append(out)
-        return torch.tanh(self.project(torch.cat(outs))), h.squeeze(0)
+        return self.latent(torch.cat(outs)), h.squeeze(0)
 
 
 class MLP(nn.Module):
@@ -194,10 +239,6 @@ class MLP(nn.Module):
         return self.out(x)
 
 
-def torch_default_init(w):
-    nn.init.kaiming_uniform_(w, a=math.sqrt(5))  # what nn.Linear does
-
-
 class Agent(nn.Module):
     def __init__(self, obs_dim, action_space, spec: envs.EnvSpec, args: Args):
         super().__init__()
@@ -205,27 +246,39 @@ class Agent(nn.Module):
         act_dim = 1 if self.discrete else action_space.shape[0]  # discrete actions enter as the index
         out_dim = action_space.n if self.discrete else act_dim
         hidden = [int(s) for s in args.hidden.split(",")]
-        self.obs_rms = RunningMeanStd((obs_dim,))  # inputs are normalised inside the agent
         self.encoder = Encoder(obs_dim, act_dim, spec, args.gru_size, args.latent_dim)
+        self.latent_embed = nn.Linear(2 * args.latent_dim, args.latent_embed)  # z = tanh(.) of the latent
         # The policy: z only, ordinary weights (Fig. 2a); the state reaches it through the GRU.
         if self.discrete:
             actor_out = lambda w: nn.init.orthogonal_(w, 0.01)  # noqa: E731
         else:
             actor_out = lambda w: normc_(w, 1.0)  # noqa: E731
             self.logstd = nn.Parameter(torch.zeros(act_dim))  # one shared parameter
-        self.actor = MLP(args.latent_dim, hidden, out_dim, actor_out)
-        self.critic = MLP(args.latent_dim, hidden, 1, torch_default_init)
+        critic_out = nn.init.kaiming_uniform_  # a = 0, as the reference's base critic
+        self.actor = MLP(args.latent_embed, hidden, out_dim, actor_out)
+        self.critic = MLP(args.latent_embed, hidden, 1, critic_out)
 
-    def heads(self, z, obs):
-        """Policy distribution and value from the latent z (the state is already in it)."""
+    def heads(self, latent, obs):
+        """Policy distribution and value from the encoder's 2L-d latent (the state is already in it)."""
+        z = torch.tanh(self.latent_embed(latent))
         out = self.actor(z)
         value = self.critic(z).squeeze(-1)
         if self.discrete:
             return torch.distributions.Categorical(logits=out), value
         return torch.distributions.Normal(out, self.logstd.exp()), value
 
-    def encode(self, obs, prev_action, prev_reward, new_task, h):
-        return self.encoder(self.obs_rms.normalize(obs), prev_action, prev_reward, new_task, h)
+
+# ---------------------------------------------------------------------------------------------------
+# PPO pieces
+# ---------------------------------------------------------------------------------------------------
+def scale_reward(r, ended, disc_return, reward_rms, gamma):
+    """Rewards for PPO: divided by the running std of the discounted return, clipped to [-10, 10]. The
+    per-env discounted return `disc_return` is updated in place and restarts after a meta-episode end."""
+    disc_return.mul_(gamma).add_(r)
+    reward_rms.update(disc_return)
+    norm_r = (r / torch.sqrt(reward_rms.var.float() + 1e-8)).clamp(-10.0, 10.0)
+    disc_return[ended] = 0.0
+    return norm_r
 
 
 def compute_gae(rewards, values, ended, next_value, gamma, lam):
@@ -241,6 +294,17 @@ def compute_gae(rewards, values, ended, next_value, gamma, lam):
     return advantages
 
 
+def ppo_loss(logprob, old_logprob, adv, value, old_value, ret, entropy, clip, vf_coef, ent_coef):
+    """Clipped PPO loss with the reference's value loss, 0.5 * mean(max(Huber(V), Huber(V clipped))),
+    weighted again by vf_coef (SPEC). Returns (loss, policy loss, value loss, ratio)."""
+    ratio = (logprob - old_logprob).exp()
+    pg_loss = torch.max(-adv * ratio, -adv * ratio.clamp(1 - clip, 1 + clip)).mean()
+    v_clipped = old_value + (value - old_value).clamp(-clip, clip)
+    v_loss = 0.5 * torch.max(F.smooth_l1_loss(value, ret, reduction="none"),
+                             F.smooth_l1_loss(v_clipped, ret, reduction="none")).mean()
+    return pg_loss + vf_coef * v_loss - ent_coef * entropy.mean(), pg_loss, v_loss, ratio
+
+
 # ---------------------------------------------------------------------------------------------------
 # Checkpoints and logs: written to a temporary file, then renamed (atomic on POSIX)
 # ---------------------------------------------------------------------------------------------------
@@ -253,16 +317,30 @@ def atomic_write(path, write):
     os.replace(tmp, path)
 
 
-def write_csv(path, rows, columns):
-    def write(fh):
-        text = [",".join(columns)] + [",".join(_fmt(r.get(c)) for c in columns) for r in rows]
-        fh.write(("\n".join(text) + "\n").encode())
-
-    atomic_write(path, write)
+def csv_line(row, columns):
+    return ",".join(_fmt(row.get(c)) for c in columns) + "\n"
 
 
 def _fmt(v):
     return "" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.6g}" if isinstance(v, float) else str(v)
+
+
+def read_progress(path, last_update):
+    """progress.csv's rows up to `last_update` (later ones are redone); a line cut by a kill is dropped."""
+    if not os.path.exists(path):
+        return []
+    with open(path) as fh:
+        rows = [r for r in csv.DictReader(fh) if None not in r.values() and r["update"].isdigit()]
+    return [r for r in rows if int(r["update"]) <= last_update]
+
+
+INTERRUPTED = []  # set by Ctrl-C: the loop finishes its update, saves, and exits with code 130
+
+
+def on_ctrl_c(signum, frame):
+    INTERRUPTED.append(True)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C stops at once
+    print("\nCtrl-C: saving after this update (press it again to quit without saving)", flush=True)
 
 
 def main(args: Args):
@@ -272,10 +350,12 @@ def main(args: Args):
     if args.run_dir is None:
         args.run_dir = os.path.join("runs", f"{args.env}__{METHOD}__{args.seed}__{int(time.time())}")
     os.makedirs(args.run_dir, exist_ok=True)
+    for stale in glob.glob(os.path.join(args.run_dir, "*.tmp*")):  # left behind by a kill during a write
+        os.remove(stale)
     K = spec.episodes_per_task
     columns = (["update", "global_step", "return"] + [f"return_ep{k + 1}" for k in range(K)] +
-               ["episodes", "sps", "policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac",
-                "latent_grad_norm", "grad_norm", "lr", "time"])
+               ["success", "episodes", "sps", "policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac",
+                "latent_grad_norm", "grad_norm", "encoder_grad_norm", "lr", "time"])
 
     # ------------------------------------------------------------------ env setup
     torch.manual_seed(args.seed)
@@ -284,7 +364,11 @@ def main(args: Args):
     obs_dim = vec.single_observation_space.shape[0]
     action_space = vec.single_action_space
     agent = Agent(obs_dim, action_space, spec, args).to(device)
-    optimizer = torch.optim.Adam(agent.parameters(), lr=args.lr, eps=args.adam_eps, fused=True)  # one kernel
+    policy_params = [p for name, p in agent.named_parameters() if not name.startswith("encoder.")]
+    encoder_params = list(agent.encoder.parameters())
+    # Two parameter groups at one learning rate (SPEC): the policy with the env's eps, the encoder with 1e-8.
+    optimizer = torch.optim.Adam([dict(params=policy_params, eps=args.adam_eps), dict(params=encoder_params, eps=1e-8)],
+                                 lr=args.lr, fused=True)  # fused: one kernel for all parameters
     reward_rms = RunningMeanStd().to(device)  # rewards for PPO / running std of the discounted return
     act_dim = 1 if agent.discrete else action_space.shape[0]
     batch = args.num_envs * args.num_steps
@@ -297,11 +381,17 @@ def main(args: Args):
                  new_task=torch.ones(N, device=device), disc_return=torch.zeros(N, device=device),
                  meta_return=np.zeros(N), ep_returns=np.zeros((N, K)), ep_index=np.zeros(N, dtype=int))
     rows, start_update, elapsed = [], 0, 0.0  # elapsed: training seconds, summed over resumed sessions
+    progress_csv = os.path.join(args.run_dir, "progress.csv")
     if args.resume:
-        ckpt = torch.load(os.path.join(args.run_dir, "checkpoint.pt"), map_location=device, weights_only=False)
-        agent.load_state_dict(ckpt["agent"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        reward_rms.load_state_dict(ckpt["reward_rms"])
+        path = os.path.join(args.run_dir, "checkpoint.pt")
+        try:
+            ckpt = torch.load(path, map_location=device, weights_only=False)
+            agent.load_state_dict(ckpt["agent"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+            reward_rms.load_state_dict(ckpt["reward_rms"])
+        except Exception as e:  # truncated, empty, garbage, or another script's checkpoint
+            sys.exit(f"{METHOD}: cannot resume: {path} is damaged or not a {METHOD}.py checkpoint "
+                     f"({type(e).__name__}); start a new run in another folder")
         carry, start_update, elapsed = ckpt["carry"], ckpt["update"], ckpt["elapsed"]
         torch.set_rng_state(ckpt["torch_rng"])
         np.random.set_state(ckpt["numpy_rng"])
@@ -311,13 +401,16 @@ def main(args: Args):
             vec.close()
             vec, next_obs, _ = envs.make_vec(args.env, args.num_envs, args.seed + start_update)
             carry.update(obs=torch.as_tensor(next_obs, device=device), new_task=torch.ones(N, device=device))
-        with open(os.path.join(args.run_dir, "progress.csv")) as fh:  # rows after the checkpoint are redone
-            rows = [r for r in csv.DictReader(fh) if r["update"] and int(r["update"]) <= start_update]
+        rows = read_progress(progress_csv, start_update)
+        if [int(r["update"]) for r in rows] != list(range(1, start_update + 1)):
+            print(f"warning: {progress_csv} lacks some of updates 1-{start_update} (written by an older version?)")
         print(f"resuming {args.run_dir} at update {start_update}/{num_updates}", flush=True)
+    atomic_write(progress_csv, lambda fh: fh.write("".join([",".join(columns) + "\n"] +
+                                                           [csv_line(r, columns) for r in rows]).encode()))
     session_start = elapsed
-    with open(os.path.join(args.run_dir, "config.json.tmp"), "w") as fh:
-        json.dump(dataclasses.asdict(args) | {"resume": None, "stop_after": 0, "method": METHOD}, fh, indent=1)
-    os.replace(os.path.join(args.run_dir, "config.json.tmp"), os.path.join(args.run_dir, "config.json"))
+    config = dataclasses.asdict(args) | {"resume": None, "stop_after": 0, "method": METHOD}
+    atomic_write(os.path.join(args.run_dir, "config.json"), lambda fh: fh.write(json.dumps(config, indent=1).encode()))
+    print(f"{METHOD} {args.env}: {num_updates} updates of {batch:,} frames, logs in {args.run_dir}", flush=True)
     try:
         from torch.utils.tensorboard import SummaryWriter  # optional
 
@@ -330,7 +423,6 @@ def main(args: Args):
                      carry=carry, update=update, elapsed=elapsed, torch_rng=torch.get_rng_state(),
                      numpy_rng=np.random.get_state(), env_state=vec.get_state(), args=dataclasses.asdict(args))
         atomic_write(os.path.join(args.run_dir, path), lambda fh: torch.save(state, fh))
-        write_csv(os.path.join(args.run_dir, "progress.csv"), rows, columns)
 
     # Rollout storage: (T, N, ...) per env sequence.
     obs_buf = torch.zeros(T, N, obs_dim, device=device)
@@ -339,23 +431,25 @@ def main(args: Args):
     new_task_buf = torch.zeros(T, N, device=device)
     actions_buf = torch.zeros((T, N) if agent.discrete else (T, N, act_dim), device=device)
     logprob_buf, value_buf, reward_buf, ended_buf = (torch.zeros(T, N, device=device) for _ in range(4))
+    last_print = time.time()
 
     for update in range(start_update + 1, num_updates + 1):
         t0 = time.time()
         lr = args.lr * (1.0 - (update - 1) / num_updates) if args.anneal_lr else args.lr
-        optimizer.param_groups[0]["lr"] = lr
+        for group in optimizer.param_groups:
+            group["lr"] = lr
         h0 = carry["h"].clone()  # the recurrent state at the rollout start, for full BPTT in the update
         h = carry["h"]
-        finished_meta, finished_eps = [], []
+        finished_meta, finished_eps, finished_success = [], [], []
 
         # ------------------------------------------------------------------ rollout
         for t in range(T):
             obs_buf[t], prev_action_buf[t] = carry["obs"], carry["prev_action"]
             prev_reward_buf[t], new_task_buf[t] = carry["prev_reward"], carry["new_task"]
             with torch.no_grad():
-                z, h = agent.encode(obs_buf[t:t + 1], prev_action_buf[t:t + 1], prev_reward_buf[t:t + 1],
-                                    new_task_buf[t:t + 1], h)
-                dist, value = agent.heads(z[0], obs_buf[t])
+                latent, h = agent.encoder(obs_buf[t:t + 1], prev_action_buf[t:t + 1], prev_reward_buf[t:t + 1],
+                                          new_task_buf[t:t + 1], h)
+                dist, value = agent.heads(latent[0], obs_buf[t])
                 action = dist.sample()
                 logprob = dist.log_prob(action)
             actions_buf[t] = action
@@ -366,21 +460,16 @@ def main(args: Args):
                 env_action = np.clip(env_action, action_space.low, action_space.high)
             next_obs, reward, terminated, truncated, info = vec.step(env_action)
             ended = terminated | truncated
-
-            # Running reward normalisation: divide by the std of the discounted return.
             r = torch.as_tensor(reward, dtype=torch.float32, device=device)
-            carry["disc_return"] = carry["disc_return"] * args.gamma + r
-            reward_rms.update(carry["disc_return"])
-            norm_r = (r / torch.sqrt(reward_rms.var.float() + 1e-8)).clamp(-10.0, 10.0)
-            carry["disc_return"][torch.as_tensor(ended, device=device)] = 0.0
+            norm_r = scale_reward(r, torch.as_tensor(ended, device=device), carry["disc_return"], reward_rms, args.gamma)
             a_in = action.float().view(N, act_dim) if agent.discrete else torch.as_tensor(env_action, device=device)
             if truncated.any():  # a time limit is not an end: bootstrap from the last observation (SPEC)
                 idx = torch.as_tensor(np.flatnonzero(truncated), device=device)
                 with torch.no_grad():
                     fin = torch.as_tensor(info["final_obs"], device=device)[idx]
-                    zf, _ = agent.encode(fin[None], a_in[idx][None], r[idx][None],
-                                         torch.zeros(1, len(idx), device=device), h[idx])
-                    _, vf = agent.heads(zf[0], fin)
+                    lf, _ = agent.encoder(fin[None], a_in[idx][None], r[idx][None],
+                                          torch.zeros(1, len(idx), device=device), h[idx])
+                    _, vf = agent.heads(lf[0], fin)
                 norm_r[idx] += args.gamma * vf
             reward_buf[t], ended_buf[t] = norm_r, torch.as_tensor(ended, dtype=torch.float32, device=device)
 
@@ -396,6 +485,8 @@ def main(args: Args):
             carry["ep_returns"][np.arange(N), np.minimum(carry["ep_index"], K - 1)] += reward
             inner_end = ended | ((next_obs[:, -1] == 1) if K > 1 else ended)
             carry["ep_index"] += inner_end
+            if "success" in info:  # ML10: Meta-World's flag, "solved at some step of this inner episode"
+                finished_success.extend(info["success"][inner_end])
             for i in np.flatnonzero(ended):
                 finished_meta.append(carry["meta_return"][i])
                 finished_eps.append(carry["ep_returns"][i].copy())
@@ -404,43 +495,41 @@ def main(args: Args):
 
         # ------------------------------------------------------------------ GAE across the meta-episode
         with torch.no_grad():
-            zn, _ = agent.encode(carry["obs"][None], carry["prev_action"][None], carry["prev_reward"][None],
-                                 carry["new_task"][None], h)
-            _, next_value = agent.heads(zn[0], carry["obs"])
+            ln, _ = agent.encoder(carry["obs"][None], carry["prev_action"][None], carry["prev_reward"][None],
+                                  carry["new_task"][None], h)
+            _, next_value = agent.heads(ln[0], carry["obs"])
             advantages = compute_gae(reward_buf, value_buf, ended_buf, next_value, args.gamma, args.gae_lambda)
             returns = advantages + value_buf
             advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
 
         # ------------------------------------------------------------------ PPO update (full BPTT)
         stats = {k: [] for k in ("policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac",
-                                 "latent_grad_norm", "grad_norm")}
+                                 "latent_grad_norm", "grad_norm", "encoder_grad_norm")}
         envs_per_mb = N // args.num_minibatches
         for _ in range(args.update_epochs):
             perm = torch.randperm(N)
             for start in range(0, N, envs_per_mb):
                 mb = perm[start:start + envs_per_mb]
-                z, _ = agent.encode(obs_buf[:, mb], prev_action_buf[:, mb], prev_reward_buf[:, mb],
-                                    new_task_buf[:, mb], h0[mb])
-                z.retain_grad()  # Fig. 11: how strongly the loss depends on the latent
-                dist, value = agent.heads(z.flatten(0, 1), obs_buf[:, mb].flatten(0, 1))
+                latent, _ = agent.encoder(obs_buf[:, mb], prev_action_buf[:, mb], prev_reward_buf[:, mb],
+                                          new_task_buf[:, mb], h0[mb])
+                dist, value = agent.heads(latent.flatten(0, 1), obs_buf[:, mb].flatten(0, 1))
                 act = actions_buf[:, mb].flatten(0, 1)
                 logprob = dist.log_prob(act) if agent.discrete else dist.log_prob(act).sum(-1)
                 entropy = dist.entropy() if agent.discrete else dist.entropy().sum(-1)
-                ratio = (logprob - logprob_buf[:, mb].flatten()).exp()
-                adv = advantages[:, mb].flatten()
-                pg_loss = torch.max(-adv * ratio, -adv * ratio.clamp(1 - args.clip_coef, 1 + args.clip_coef)).mean()
-                ret, old_v = returns[:, mb].flatten(), value_buf[:, mb].flatten()
-                v_clipped = old_v + (value - old_v).clamp(-args.clip_coef, args.clip_coef)
-                v_loss = torch.max(F.smooth_l1_loss(value, ret, reduction="none"),
-                                   F.smooth_l1_loss(v_clipped, ret, reduction="none")).mean()
-                loss = pg_loss + args.vf_coef * v_loss - args.ent_coef * entropy.mean()
+                loss, pg_loss, v_loss, ratio = ppo_loss(
+                    logprob, logprob_buf[:, mb].flatten(), advantages[:, mb].flatten(), value,
+                    value_buf[:, mb].flatten(), returns[:, mb].flatten(), entropy, args.clip_coef, args.vf_coef,
+                    args.ent_coef)
                 if not torch.isfinite(loss):
                     save(update, "checkpoint_nan.pt")
                     sys.exit(f"{METHOD}: non-finite loss at update {update}; the state at that point is in "
                              f"{os.path.join(args.run_dir, 'checkpoint_nan.pt')} (try a lower --lr)")
+                # Fig. 11: per sample, the norm of d(sum of values)/d latent (the reference's get_mean_grad_norm)
+                dv_dlatent, = torch.autograd.grad(value.sum(), latent, retain_graph=True)
                 optimizer.zero_grad()
                 loss.backward()
-                grad_norm = nn.utils.clip_grad_norm_(agent.parameters(), args.max_grad_norm)
+                grad_norm = nn.utils.clip_grad_norm_(policy_params, args.max_grad_norm)
+                encoder_grad_norm = nn.utils.clip_grad_norm_(encoder_params, args.max_grad_norm)
                 optimizer.step()
                 with torch.no_grad():
                     stats["policy_loss"].append(pg_loss.item())
@@ -448,31 +537,40 @@ def main(args: Args):
                     stats["entropy"].append(entropy.mean().item())
                     stats["approx_kl"].append(((ratio - 1) - ratio.log()).mean().item())
                     stats["clipfrac"].append(((ratio - 1).abs() > args.clip_coef).float().mean().item())
-                    stats["latent_grad_norm"].append(z.grad.norm().item())
+                    stats["latent_grad_norm"].append(dv_dlatent.norm(dim=-1).mean().item())
                     stats["grad_norm"].append(grad_norm.item())
-        agent.obs_rms.update(obs_buf)  # after the update, so rollout and update saw the same statistics
+                    stats["encoder_grad_norm"].append(encoder_grad_norm.item())
 
         # ------------------------------------------------------------------ logging
         elapsed += time.time() - t0
         row = {"update": update, "global_step": update * batch, "episodes": len(finished_meta),
                "return": float(np.mean(finished_meta)) if finished_meta else None,
+               "success": float(np.mean(finished_success)) if finished_success else None,
                "sps": int((update - start_update) * batch / max(elapsed - session_start, 1e-9)),
                "lr": lr, "time": round(elapsed, 2)} | {k: float(np.mean(v)) for k, v in stats.items()}
         for k in range(K):
             row[f"return_ep{k + 1}"] = float(np.mean([e[k] for e in finished_eps])) if finished_eps else None
         rows.append(row)
+        with open(progress_csv, "a") as fh:  # one line per update, before the checkpoint that covers it
+            fh.write(csv_line(row, columns))
         if writer is not None:
             for k, v in row.items():
                 if isinstance(v, float):
                     writer.add_scalar(k, v, row["global_step"])
-        if update % args.log_every == 0 or update == num_updates:
+        if update % args.log_every == 0 or update == num_updates or time.time() - last_print > 30:
+            last_print = time.time()
             eta = (num_updates - update) * batch / max(row["sps"], 1)
             eps = " ".join(_fmt(row[f"return_ep{k + 1}"]) for k in range(K))
             print(f"{METHOD} {args.env} | update {update}/{num_updates} | frames {row['global_step']:,} | "
                   f"sps {row['sps']:,} | eta {eta / 60:.1f}m | return {_fmt(row['return'])} | per episode {eps} | "
                   f"latent grad {row['latent_grad_norm']:.3g}", flush=True)
-        if update == num_updates or (args.save_every and update % args.save_every == 0):
+        if update == num_updates or (args.save_every and update % args.save_every == 0) or INTERRUPTED:
             save(update)
+        if INTERRUPTED and update < num_updates:
+            vec.close()
+            print(f"interrupted after update {update}/{num_updates}, saved; continue with: "
+                  f"python {METHOD}.py --resume {args.run_dir}", flush=True)
+            sys.exit(130)
         if args.stop_after and update - start_update >= args.stop_after and update < num_updates:
             print(f"stopping after {args.stop_after} updates (--stop-after); resume with --resume {args.run_dir}")
             vec.close()
@@ -490,4 +588,5 @@ def main(args: Args):
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGINT, on_ctrl_c)
     main(parse_args())

@@ -7,6 +7,8 @@
 
 Each run lives in `<out>/<env>__<script>[-<tag>]__lr<lr>__s<seed>/`. A run with summary.json is done and
 skipped; one with checkpoint.pt is resumed (`--resume`); a crashing run is reported and the others go on.
+A folder that already holds a run made with other settings (another --extra) stops the sweep before it
+starts anything: its results would be reused or continued under the wrong name.
 With GPUs, runs go round-robin to them (CUDA_VISIBLE_DEVICES, `--cuda`, `--per-gpu` at a time on each);
 without, one run per CPU core with one torch thread each. A summary table is printed at the end.
 """
@@ -14,6 +16,8 @@ without, one run per CPU core with one torch thread each. A summary table is pri
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import importlib
 import itertools
 import json
 import os
@@ -77,13 +81,36 @@ def status(run):
     return "resume" if os.path.exists(os.path.join(run["dir"], "checkpoint.pt")) else "new"
 
 
+def settings(run, args):
+    """The script's flags for this grid entry (the run folder and the hardware aside)."""
+    return ["--env", run["env"], "--lr", f"{run['lr']:g}", "--seed", str(run["seed"]), *shlex.split(args.extra)]
+
+
+# Config entries that may differ between a run folder and the sweep: where and how it runs, not what.
+OPERATIONAL = {"run_dir", "resume", "stop_after", "threads", "cuda", "log_every", "save_every"}
+
+
+def mismatch(run, args):
+    """None if the run folder is new or holds a run of these settings; else a one-line explanation."""
+    path = os.path.join(run["dir"], "config.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as fh:
+        saved = json.load(fh)
+    wanted = dataclasses.asdict(importlib.import_module(run["script"]).parse_args(settings(run, args)))
+    for key, value in wanted.items():
+        if key not in OPERATIONAL and saved.get(key) != value:
+            return (f"{run['dir']} holds a run with {key}={saved.get(key)!r}, this sweep asks {key}={value!r}; "
+                    f"use another --out or --tag, or delete that folder")
+    return None
+
+
 def command(run, args, gpu: bool):
     cmd = [sys.executable, os.path.join(HERE, f"{run['script']}.py")]
     if status(run) == "resume":
-        cmd += ["--resume", run["dir"]]
+        cmd += ["--resume", run["dir"]]  # its config.json holds the settings (checked by mismatch)
     else:
-        cmd += ["--env", run["env"], "--lr", f"{run['lr']:g}", "--seed", str(run["seed"]), "--run-dir", run["dir"]]
-    cmd += shlex.split(args.extra)
+        cmd += settings(run, args) + ["--run-dir", run["dir"]]
     cmd += ["--cuda"] if gpu else ["--threads", "1"]
     return cmd
 
@@ -129,6 +156,10 @@ def main(argv=None):
         return write_slurm(args, runs)
     if args.index is not None:
         runs = [runs[args.index]]
+    for run in runs:
+        problem = mismatch(run, args)
+        if problem:
+            sys.exit(f"sweep.py: {problem}")
     gpus = num_gpus(args)
     slots = [str(g) for g in range(gpus) for _ in range(args.per_gpu)] if gpus else [None] * (os.cpu_count() or 1)
     if args.workers:

@@ -124,27 +124,35 @@ def test_vec_grid_matches_single_env_and_autoresets():
 
 # --------------------------------------------------------------------------------- MuJoCo rewards
 @pytest.mark.parametrize("name", MUJOCO)
-def test_mujoco_reward_recomputed_from_positions(name):
+def test_mujoco_rewards_against_gymnasiums_own_terms(name):
+    # Our reward is built on top of gymnasium's v5 body; its step's info holds the body's own reward terms.
     env = envs.make_env(name)
     env.reset(seed=3)
+    steps, body_step = [], env.sim.step
+
+    def recording(action):
+        steps.append(body_step(action))
+        return steps[-1]
+
+    env.sim.step = recording
     rng = np.random.default_rng(0)
-    sim = env.sim
     for _ in range(5):
         a = rng.uniform(-1, 1, env.action_space.shape)
-        xy_before = sim.data.qpos[:2].copy()
+        xy_before = env.sim.data.qpos[:2].copy()
         _, r, *_ = env.step(a)
-        vx = (sim.data.qpos[0] - xy_before[0]) / sim.dt
+        _, body_reward, _, _, info = steps[-1]
         if name == "cheetah-dir":
-            expected = env.task[0] * vx - 0.05 * np.sum(a**2)
+            expected = env.task[0] * info["x_velocity"] - 0.05 * np.sum(a**2)
         elif name == "cheetah-vel":
-            expected = -abs(vx - env.task[0]) - 0.05 * np.sum(a**2)
+            expected = -abs(info["x_velocity"] - env.task[0]) - 0.05 * np.sum(a**2)
         elif name == "walker":
-            expected = vx + 1.0 - 1e-3 * np.sum(a**2)
-        else:
+            expected = body_reward  # Walker2d-v5's own reward is SPEC's: x velocity + 1 - 1e-3 |a|^2
+        else:  # Ant-v5's control, contact and survival terms are SPEC's; its info velocity reads the body's
+            # xpos, which lags a substep, so the direction term uses the free joint's exact position
+            v = (env.sim.data.qpos[:2] - xy_before) / env.sim.dt
             g = env.task[0]
-            v = (sim.data.qpos[:2] - xy_before) / sim.dt  # the torso's free joint: its exact position
-            contact = np.sum(np.clip(sim.data.cfrc_ext, -1, 1) ** 2)
-            expected = v @ [np.cos(g), np.sin(g)] - 0.5 * np.sum(a**2) - 0.5e-3 * contact + 1.0
+            expected = v @ [np.cos(g), np.sin(g)] + info["reward_ctrl"] + info["reward_contact"] + info["reward_survive"]
+            assert info["reward_ctrl"] == pytest.approx(-0.5 * np.sum(a**2)) and info["reward_survive"] == 1.0
         assert r == pytest.approx(expected, rel=1e-6, abs=1e-9)
 
 
@@ -225,7 +233,7 @@ def mcls(signal):
 
 
 def run_rooms(env, correct=True):
-    env.step(1)  # leave the signal room
+    assert env.step(1)[1] == pytest.approx(0.1)  # leave the signal room: progress
     total = 0.0
     for k in range(16):
         left = env.columns[k] == 0
@@ -238,10 +246,11 @@ def run_rooms(env, correct=True):
 @pytest.mark.parametrize("signal,turn,expected", [(1, 0, 4.0), (1, 2, -3.0), (0, 2, 4.0), (0, 0, -3.0)])
 def test_mcls_rewards(signal, turn, expected):
     env = mcls(signal)
-    assert run_rooms(env, correct=True) == pytest.approx(1.6)
+    # in the 16 rooms: +0.1 for each forward step into the next room, +0.1 for each correct side
+    assert run_rooms(env, correct=True) == pytest.approx(16 * 0.1 + 16 * 0.1)
     obs, r, term, trunc, _ = env.step(turn)
     assert r == expected and obs[-1] == 1 and not term  # the first inner episode ends: flag set
-    assert run_rooms(env, correct=False) == 0.0  # the wrong side earns nothing, but progresses
+    assert run_rooms(env, correct=False) == pytest.approx(16 * 0.1)  # the wrong side: progress only
     *_, r, term, trunc, _ = env.step(turn)
     assert r == expected and term and not trunc
 
@@ -296,3 +305,62 @@ def test_get_set_state_continues_exactly(name):
     for (o1, r1), (o2, r2) in zip(ref, got):
         np.testing.assert_array_equal(o1, o2)
         np.testing.assert_array_equal(r1, r2)
+
+
+# --------------------------------------------------------------------------------- fixed tasks
+@pytest.mark.parametrize("name,task,needle", [
+    ("gridworld", "x", "a Grid-World task is a goal (x, y)"),
+    ("gridworld", [1, 2, 3], "a Grid-World task is a goal (x, y)"),
+    ("gridworld", [9, 9], "Grid-World goal (9, 9) is off the grid"),
+    ("gridworld", [1, 0], "Grid-World goal (1, 0) is not one of the 21 goal cells"),
+    ("cheetah-vel", [4.0], "a Cheetah-Vel task is a target velocity in [0, 3], got [4.0]"),
+    ("cheetah-vel", [-0.5], "a Cheetah-Vel task is a target velocity in [0, 3]"),
+    ("cheetah-dir", [0.5], "a Cheetah-Dir task is a direction, -1 or +1"),
+    ("cheetah-dir", "x", "a Cheetah-Dir task is a direction, -1 or +1"),
+    ("ant-dir", [0.0], "a Ant-Dir task is g, -1 or +1"),
+    ("mc-ls", [0.5], "a MC-LS task is the signal, 0 (red) or 1 (green)"),
+    ("walker", np.zeros(3), "a Walker task is 65 exponents u"),
+])
+def test_bad_fixed_task_is_a_one_line_error(name, task, needle):
+    env = envs.make_env(name)
+    with pytest.raises(ValueError) as e:
+        env.reset(seed=0, options={"task": task})
+    assert needle in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("name", ["gridworld-show", "cheetah-vel", "ant-dir", "walker", "mc-ls", "ml10"])
+def test_task_round_trip(name):
+    # reset(options={"task": info["task"]}) rebuilds the same task: same c_M, same first observation
+    env, other = envs.make_env(name), envs.make_env(name)
+    for seed in range(3):
+        obs, info = env.reset(seed=seed)
+        obs2, info2 = other.reset(seed=seed, options={"task": info["task"]})
+        np.testing.assert_array_equal(info2["task"], info["task"])
+        assert info2["task"].shape == (env.task_dim,)
+        if name == "ml10":  # the same Meta-World class and parametric variation (object and goal positions)
+            assert type(other.current) is type(env.current)
+            np.testing.assert_array_equal(other.current._last_rand_vec, env.current._last_rand_vec)
+        elif name != "mc-ls":  # (MC-LS views carry fresh noise)
+            np.testing.assert_array_equal(obs2, obs)
+
+
+def test_ml10_success_is_held_within_an_inner_episode_and_reaches_the_vector_env(monkeypatch):
+    # A fake solver: Meta-World reports success on steps 10-12 of the second inner episode only.
+    real = envs.ML10Env.step_inner
+
+    def step_inner(self, action):
+        obs, reward, fell = real(self, action)
+        if self._episode == 1 and 10 <= self._t + 1 <= 12:
+            self._solved = self.solved = 1.0
+        return obs, reward, fell
+
+    monkeypatch.setattr(envs.ML10Env, "step_inner", step_inner)
+    vec, _, _ = envs.make_vec("ml10", 2, 0)
+    flags = []
+    for t in range(1000):
+        obs, _, term, trunc, info = vec.step(np.zeros((2, 4), np.float32))
+        flags.append(info["success"].copy())
+    flags = np.array(flags)
+    assert not flags[:509].any()  # the whole first inner episode, and the second until its 10th step
+    assert flags[509:].all()  # held to the end; the last one reaches us through gymnasium's final_info
+    assert trunc.all() and (obs[:, -1] == 0).all()  # the meta-episodes ended and new ones began

@@ -48,7 +48,7 @@ def test_bias_hyperinit_same_policy_for_every_trajectory_kaiming_not():
         new_task = torch.zeros(T, 2)
         new_task[0] = 1
         with torch.no_grad():
-            z, _ = agent.encode(obs, prev_a, prev_r, new_task, torch.zeros(2, 256))
+            z, _ = agent.encoder(obs, prev_a, prev_r, new_task, torch.zeros(2, 256))
             assert not torch.allclose(z[-1, 0], z[-1, 1])  # the latents do differ
             dist, value = agent.heads(z[-1], obs[-1])
         outputs[init] = (dist.mean, value)
@@ -85,10 +85,10 @@ def test_encoder_resets_only_at_new_task_and_segments_match_stepwise(method):
     new_task[23, 2] = 1
     h0 = torch.randn(B, 256)
     with torch.no_grad():
-        z, h = agent.encode(obs, prev_a, prev_r, new_task, h0)
+        z, h = agent.encoder(obs, prev_a, prev_r, new_task, h0)
         steps, hs = [], h0
         for t in range(T):  # one step at a time, as in the rollout
-            zt, hs = agent.encode(obs[t:t + 1], prev_a[t:t + 1], prev_r[t:t + 1], new_task[t:t + 1], hs)
+            zt, hs = agent.encoder(obs[t:t + 1], prev_a[t:t + 1], prev_r[t:t + 1], new_task[t:t + 1], hs)
             steps.append(zt[0])
         torch.testing.assert_close(z, torch.stack(steps), rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(h, hs, rtol=1e-5, atol=1e-5)
@@ -96,35 +96,117 @@ def test_encoder_resets_only_at_new_task_and_segments_match_stepwise(method):
         obs2 = obs.clone()
         obs2[:17, 1] += 1.0
         obs2[:12, 0] += 1.0
-        z2, _ = agent.encode(obs2, prev_a, prev_r, new_task, h0)
+        z2, _ = agent.encoder(obs2, prev_a, prev_r, new_task, h0)
     torch.testing.assert_close(z2[17:, 1], z[17:, 1])
     assert not torch.allclose(z2[12:, 0], z[12:, 0])
 
 
 @pytest.mark.parametrize("method", METHODS)
-def test_gae_runs_across_inner_episodes_and_stops_at_meta_end(method):
+def test_gae_hand_computed(method):
+    # gamma = lam = 0.5, values 1, rewards (1, 0, 2), V(after the rollout) = 4. By hand:
+    # deltas d2 = 2 + 0.5 * 4 - 1 = 3, d1 = 0 + 0.5 - 1 = -0.5, d0 = 1 + 0.5 - 1 = 0.5;
+    # A2 = 3, A1 = -0.5 + 0.25 * 3 = 0.25, A0 = 0.5 + 0.25 * 0.25 = 0.5625.
+    # A meta-episode end after step 1: d1 = 0 - 1 = -1 and nothing flows back across it:
+    # A1 = -1, A0 = 0.5 + 0.25 * (-1) = 0.25 (A2 unchanged).
     mod = importlib.import_module(method)
-    T, gamma, lam = 6, 0.9, 0.8
-    rewards = torch.tensor([[1.0], [0.0], [2.0], [0.0], [1.0], [3.0]])
-    values = torch.tensor([[0.5], [0.2], [0.1], [0.4], [0.3], [0.6]])
-    ended = torch.zeros(T, 1)
-    ended[3] = 1  # a meta-episode ends after step 3 (inner ends are not marked: they do not cut)
-    next_value = torch.tensor([0.7])
-    adv = mod.compute_gae(rewards, values, ended, next_value, gamma, lam)
-    expected, last = np.zeros(T), 0.0
-    for t in reversed(range(T)):
-        nxt = 0.7 if t == T - 1 else values[t + 1, 0].item()
-        nonterminal = 0.0 if t == 3 else 1.0
-        delta = rewards[t, 0].item() + gamma * nxt * nonterminal - values[t, 0].item()
-        last = delta + gamma * lam * nonterminal * last
-        expected[t] = last
-    np.testing.assert_allclose(adv[:, 0].numpy(), expected, rtol=1e-6)
-    assert adv[3, 0].item() == pytest.approx(rewards[3, 0].item() - values[3, 0].item())
+    rewards, values = torch.tensor([[1.0], [0.0], [2.0]]), torch.ones(3, 1)
+    ended = torch.zeros(3, 1)
+    adv = mod.compute_gae(rewards, values, ended, torch.tensor([4.0]), 0.5, 0.5)
+    torch.testing.assert_close(adv[:, 0], torch.tensor([0.5625, 0.25, 3.0]))
+    ended[1] = 1.0
+    adv = mod.compute_gae(rewards, values, ended, torch.tensor([4.0]), 0.5, 0.5)
+    torch.testing.assert_close(adv[:, 0], torch.tensor([0.25, -1.0, 3.0]))
 
 
 @pytest.mark.parametrize("method", METHODS)
-def test_latent_projection_size(method):
-    _, agent = make_agent(method, "ant-dir")
-    assert agent.encoder.project.out_features == 10  # Ant-Dir: 10, elsewhere 25
-    _, agent = make_agent(method, "gridworld")
-    assert agent.encoder.project.out_features == 25
+def test_ppo_loss_hand_computed(method):
+    mod = importlib.import_module(method)
+    # Two samples, clip 0.2. Sample 0: ratio e^0.5 = 1.6487 with advantage +1: clipped to 1.2, so its
+    # term is -1.2 (the unclipped -1.6487 is not the max). Sample 1: ratio e^-0.1 = 0.9048 with advantage
+    # -2, inside the clip range: term 2 * 0.9048 = 1.8097. Policy loss = (-1.2 + 1.8097) / 2 = 0.30967.
+    logp, old = torch.tensor([0.5, -0.1]), torch.zeros(2)
+    adv = torch.tensor([1.0, -2.0])
+    # Values: sample 0 moved from 0 to 1 (clipped back to 0.2), return 3: Huber(1 -> 3) = 1.5 and
+    # Huber(0.2 -> 3) = 2.3, max 2.3. Sample 1 from 0 to 0.1 (inside), return 0.5: Huber = 0.5 * 0.4^2 = 0.08.
+    # Value loss = 0.5 * mean(2.3, 0.08) = 0.595. Entropy 0.7 each: total = 0.30967 + 0.5 * 0.595 - 0.1 * 0.7.
+    value, old_value, ret = torch.tensor([1.0, 0.1]), torch.zeros(2), torch.tensor([3.0, 0.5])
+    loss, pg, vl, ratio = mod.ppo_loss(logp, old, adv, value, old_value, ret, torch.full((2,), 0.7), 0.2, 0.5, 0.1)
+    assert pg.item() == pytest.approx((-1.2 + 2 * np.exp(-0.1)) / 2, abs=1e-6)
+    assert vl.item() == pytest.approx(0.595, abs=1e-6)
+    assert loss.item() == pytest.approx(pg.item() + 0.5 * 0.595 - 0.07, abs=1e-6)
+    torch.testing.assert_close(ratio, torch.exp(logp))
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_reward_scaling_against_an_independent_computation(method):
+    mod = importlib.import_module(method)
+    rng = np.random.default_rng(0)
+    T, N, gamma = 200, 3, 0.9
+    rewards = rng.normal(1.0, 2.0, (T, N)).astype(np.float32)
+    rewards[50, 0] = 500.0  # a huge reward: clipped to 10 (the running std is still small)
+    ended = rng.random((T, N)) < 0.05
+    rms, disc = mod.RunningMeanStd(), torch.zeros(N)
+    got = np.stack([mod.scale_reward(torch.tensor(rewards[t]), torch.tensor(ended[t]), disc, rms, gamma).numpy()
+                    for t in range(T)])
+    # Independently: the discounted return of each env restarts after a meta-episode end; each step divides
+    # by the std of every discounted return seen so far, this step's included.
+    seen, ret, expected = [], np.zeros(N), np.zeros((T, N))
+    for t in range(T):
+        ret = gamma * ret + rewards[t]
+        seen.extend(ret)
+        expected[t] = np.clip(rewards[t] / np.sqrt(np.var(seen) + 1e-8), -10, 10)
+        ret[ended[t]] = 0.0
+    np.testing.assert_allclose(got, expected, rtol=2e-3, atol=1e-4)
+    assert got[50, 0] == 10.0
+
+
+# ------------------------------------------------------------------------- parity with the reference (SPEC)
+@pytest.mark.parametrize("method", METHODS)
+def test_encoder_gru_orthogonal_zero_bias_and_2L_bottleneck(method):
+    for env, L, embed in (("gridworld", 5, 25), ("walker", 10, 25), ("ant-dir", 5, 10)):  # SPEC's sizes
+        _, agent = make_agent(method, env)
+        gru = agent.encoder.gru
+        for w in (gru.weight_ih_l0, gru.weight_hh_l0):  # (768, n), n <= 768: orthonormal columns
+            torch.testing.assert_close(w.t() @ w, torch.eye(w.shape[1]), atol=1e-5, rtol=0)
+        assert not gru.bias_ih_l0.any() and not gru.bias_hh_l0.any()
+        # The policy's input z = tanh(P(A h)) sees the 256-d GRU output only through 2L numbers: the
+        # Jacobian dz/dh has rank 2L, whatever comes after.
+        h = torch.randn(256)
+        jac = torch.autograd.functional.jacobian(lambda x: torch.tanh(agent.latent_embed(agent.encoder.latent(x))), h)
+        assert jac.shape == (embed, 256) and torch.linalg.matrix_rank(jac).item() == 2 * L
+
+
+@pytest.mark.parametrize("method", ["rnn_s", "rnn_hn"])
+def test_one_state_embedding_shared_and_encoder_reads_raw_inputs(method):
+    _, agent = make_agent(method, "walker")
+    readers = [n for n, m in agent.named_modules() if isinstance(m, torch.nn.Linear) and m.in_features == 18
+               and not n.startswith("encoder.")]
+    assert readers == ["state_embed"]  # one state embedding, for actor and critic
+    T, B = 5, 2
+    obs, prev_a, prev_r = torch.randn(T, B, 18), torch.randn(T, B, 6), torch.randn(T, B)
+    new_task = torch.zeros(T, B)
+    with torch.no_grad():
+        latent, _ = agent.encoder(obs, prev_a, prev_r, new_task, torch.zeros(B, 256))
+        dist, value = agent.heads(latent[-1], obs[-1])
+        agent.obs_rms.mean += 3.0  # other normalisation statistics: the policy's input changes,
+        latent2, _ = agent.encoder(obs, prev_a, prev_r, new_task, torch.zeros(B, 256))
+        dist2, value2 = agent.heads(latent2[-1], obs[-1])
+    torch.testing.assert_close(latent, latent2)  # the encoder's does not (it reads raw inputs)
+    assert not torch.allclose(value, value2) and not torch.allclose(dist.mean, dist2.mean)
+
+
+def test_kaiming_ablation_tanh_gain_zero_biases_and_critic_output_init():
+    import rnn_hn
+
+    _, agent = make_agent("rnn_hn", "gridworld", "--hyper-init", "kaiming")
+    layer = agent.actor.layers[0]  # heads of z (25-d): Kaiming-uniform with tanh's gain, bound 5/3 sqrt(3/25)
+    bound = 5 / 3 * np.sqrt(3 / 25)
+    w = layer.m[:, :-1]
+    assert w.abs().max() <= bound and w.abs().max() > 0.98 * bound  # a=0's gain sqrt(2) would stay below 0.85x
+    assert not layer.m[:, -1].any() and not layer.bias_head.bias.any()  # head biases zero
+    # Bias-HyperInit: the critic's generated output layer starts as kaiming_uniform_(a=0): bound sqrt(6/128)
+    # (PyTorch's default Linear init would stay below 1/sqrt(128), i.e. 0.41x of it).
+    torch.manual_seed(0)
+    critic_out = rnn_hn.Agent(3, envs.make_vec("gridworld", 1, 0)[0].single_action_space, envs.get_spec("gridworld"),
+                              rnn_hn.parse_args([])).critic.out.m[:, -1]
+    assert critic_out.abs().max() <= np.sqrt(6 / 128) and critic_out.abs().max() > 0.9 * np.sqrt(6 / 128)

@@ -32,9 +32,11 @@ def test_smooth_is_trailing_and_skips_nan():
     assert s[0] == 0.0 and s[1] == 0.0 and s[2] == 2.0 and s[3] == 3.0
 
 
-def write_run(root, method, lr, seed, slope, hyper_init="bias"):
-    folder = root / f"gridworld__{method}__{hyper_init}__lr{lr}__s{seed}"
+def write_run(root, method, lr, seed, slope, hyper_init="bias", done=True, name=None):
+    folder = root / (name or f"gridworld__{method}__{hyper_init}__lr{lr}__s{seed}")
     folder.mkdir(parents=True)
+    if done:
+        (folder / "summary.json").write_text("{}")
     json.dump({"env": "gridworld", "method": method, "lr": lr, "seed": seed, "hyper_init": hyper_init},
               open(folder / "config.json", "w"))
     steps = np.arange(1, 51) * 960
@@ -81,10 +83,47 @@ def test_no_runs_one_line_error(tmp_path, capsys):
 
 def test_finished_only_skips_runs_in_progress(tmp_path):
     write_run(tmp_path, "rnn", 1e-3, 73, slope=1.0)
-    write_run(tmp_path, "rnn", 1e-3, 20, slope=1.0)
-    (tmp_path / "gridworld__rnn__bias__lr0.001__s73" / "summary.json").write_text("{}")
+    write_run(tmp_path, "rnn", 1e-3, 20, slope=1.0, done=False)
     assert len(plot.load_runs([str(tmp_path)])) == 2
     assert [r["seed"] for r in plot.load_runs([str(tmp_path)], finished=True)] == [73]
+
+
+def test_runs_in_progress_are_drawn_apart_and_not_counted(tmp_path):
+    for seed in (73, 20):
+        write_run(tmp_path, "rnn", 1e-3, seed, slope=1.0)
+    write_run(tmp_path, "rnn", 1e-3, 3, slope=50.0, done=False)  # far better, but unfinished
+    plot.main([str(tmp_path), "--out", str(tmp_path / "figs")])
+    table = (tmp_path / "figs" / "summary.md").read_text()
+    assert "| gridworld | rnn | 0.001 | 2 | 4.8e+04 |" in table  # two seeds, the unfinished one left out
+    assert "Runs in progress" in table and "| gridworld__rnn__bias__lr0.001__s3 | 4.8e+04 |" in table
+
+
+def test_duplicate_seeds_count_once_and_are_reported(tmp_path, capsys):
+    write_run(tmp_path, "rnn", 1e-3, 5, slope=1.0, name="a")
+    write_run(tmp_path, "rnn", 1e-3, 5, slope=9.0, name="b")  # the same seed again
+    plot.main([str(tmp_path), "--out", str(tmp_path / "figs")])
+    table = (tmp_path / "figs" / "summary.md").read_text()
+    assert "| gridworld | rnn | 0.001 | 1 |" in table and "lr 0.001: [5]" in table
+    assert "more than one run of seed(s) [5]" in capsys.readouterr().err
+
+
+def test_a_cut_last_line_is_skipped_with_a_warning(tmp_path, capsys):
+    write_run(tmp_path, "rnn", 1e-3, 5, slope=1.0)
+    csv_path = tmp_path / "gridworld__rnn__bias__lr0.001__s5" / "progress.csv"
+    with open(csv_path, "a") as fh:
+        fh.write("51,48960,0.")  # cut by a kill
+    (run,) = plot.load_runs([str(tmp_path)])
+    assert len(run["step"]) == 50 and np.isfinite(run["return"]).all()
+    assert f"{csv_path}: skipped 1 unreadable row(s)" in capsys.readouterr().err
+
+
+def test_bayes_line_found_from_any_directory(tmp_path, monkeypatch, capsys):
+    write_run(tmp_path, "rnn", 1e-3, 5, slope=1.0)
+    monkeypatch.chdir(tmp_path)  # the default path is beside plot.py, not the working directory
+    plot.main([str(tmp_path), "--out", str(tmp_path / "figs")])
+    assert "% |" in (tmp_path / "figs" / "summary.md").read_text().splitlines()[2]  # % of Bayes-optimal filled
+    plot.main([str(tmp_path), "--out", str(tmp_path / "figs"), "--bayes", str(tmp_path / "missing.json")])
+    assert "no Bayes-optimal values at" in capsys.readouterr().err
 
 
 def test_greedy_eval_column(tmp_path):

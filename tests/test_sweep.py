@@ -31,10 +31,14 @@ def test_interrupted_run_is_resumed(tmp_path):
     base = ["--scripts", "rnn", "--envs", "gridworld", "--lrs", "1e-3", "--seeds", "20", "--out", out, "--no-gpu"]
     p = sweep(*base, "--extra", "--total-timesteps 3840 --save-every 2 --stop-after 2")
     assert "stopped early" in p.stdout, p.stdout + p.stderr
-    p = sweep(*base)
+    p = sweep(*base, "--extra", "--total-timesteps 3840")
     assert "(resume)" in p.stdout and "| gridworld__rnn__lr0.001__s20 | done |" in p.stdout, p.stdout + p.stderr
     log = open(os.path.join(out, "gridworld__rnn__lr0.001__s20.log")).read()
     assert "resuming" in log and "update 4/4" in log
+    # the same folders asked for with other settings: the sweep says so and starts nothing
+    p = sweep(*base, "--extra", "--total-timesteps 3840 --ent-coef 0.5")
+    assert p.returncode == 1 and p.stderr.count("\n") == 1, p.stdout + p.stderr
+    assert "holds a run with ent_coef=0.1, this sweep asks ent_coef=0.5" in p.stderr and "start" not in p.stdout
 
 
 def test_slurm_script_and_bad_input(tmp_path):
