@@ -3,7 +3,7 @@
     python bayes_optimal.py            # prints the values and writes results/bayes_optimal.json
 
 An agent that knows the task distribution (21 goals, uniform) but not the goal maximises the expected
-return of the 4 x 15-step meta-episode. Facts used (rules in envs.py / SPEC.md):
+return of the 4 x 15-step meta-episode. Facts used (rules in envs.py):
 - Once the goal is known, the best an episode can do is walk the shortest path (d = x + y steps from
   the start) and stay: return 16.1 - 1.1 d (d - 1 steps at -0.1, then 16 - d steps at +1; in Dense the
   steps on the way pay -distance/5, so 16 - d - d (d - 1) / 10). Finding the

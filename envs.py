@@ -16,7 +16,7 @@ Which ends are which:
 
 Interface used by every method script:
 - `ENVS[name]`: an `EnvSpec` with the gymnasium id and the paper's settings for that env (episodes per
-  task, PPO settings of SPEC.md, total frames), so `python rnn_hn.py --env walker` needs no other flag.
+  task, PPO settings, sizes, total frames), so `python rnn_hn.py --env walker` needs no other flag.
 - `make_vec(name, num_envs, seed)`: N copies with same-step autoreset: `step` returns the next
   meta-episode's first observation at once, and `info["final_obs"]` holds each finished meta-episode's
   last observation. Grid-Worlds are vectorised in numpy; the others use gymnasium's vector envs.
@@ -38,7 +38,7 @@ import numpy as np
 
 
 # ---------------------------------------------------------------------------------------------------
-# Per-env settings (SPEC.md, "Meta-episodes" and "PPO and architecture settings")
+# Per-env settings: the paper's experiments, read from the authors' code (the README's settings table)
 # ---------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class EnvSpec:
@@ -77,7 +77,7 @@ ENVS: dict[str, EnvSpec] = {
     "walker": EnvSpec("WalkerRandParams-v0", **{**_MUJOCO, "episodes_per_task": 2, "num_steps": 200,
                                                  "num_minibatches": 2, "clip_coef": 0.05,
                                                  "latent_dim": 10, "reward_embed": 32, "action_embed": 32}),
-    # MC-LS: the paper gives no PPO table row; Grid-World's discrete settings with lr annealing (SPEC).
+    # MC-LS: the paper gives no PPO table row; Grid-World's discrete settings with lr annealing.
     "mc-ls": EnvSpec("MCLS-v0", **{**_GRID, "episodes_per_task": 2, "steps_per_episode": 200,
                                    "total_timesteps": 6_000_000, "num_steps": 400, "anneal_lr": True,
                                    "state_embed": 256, "action_embed": 16}),
@@ -114,7 +114,7 @@ GRID_VARIANTS = ("plain", "show", "dense")
 class GridWorldVec:
     """`num_envs` Grid-World meta-episodes stepped together; no Python object per env in the hot loop.
 
-    Rules (SPEC.md): start (0,0); reward 1.0 on the goal, else -0.1 (Dense: -manhattan/5); exactly 15
+    Rules: start (0,0); reward 1.0 on the goal, else -0.1 (Dense: -manhattan/5); exactly 15
     steps per episode, 4 episodes per task. Show: a step that leaves the agent on the start cell observes
     the goal's (x, y) instead of the position (the first observation of an episode is the start itself).
     Observation: (x, y, flag). Every meta-episode end is `terminated`.

@@ -36,7 +36,7 @@ METHOD = "rnn_hn"
 
 
 # ---------------------------------------------------------------------------------------------------
-# Arguments. `None` means: the paper's value for this env (envs.ENVS, SPEC.md's table).
+# Arguments. `None` means: the paper's value for this env (envs.ENVS; the README's settings table).
 # ---------------------------------------------------------------------------------------------------
 @dataclass
 class Args:
@@ -183,7 +183,7 @@ def normc_(weight: torch.Tensor, gain: float) -> torch.Tensor:
 
 class Encoder(nn.Module):
     """Embeds (state, previous action, reward) with ReLU, runs the GRU, and maps its output to the 2L-d
-    latent with one linear layer (the reference's (mu, logvar) layer, used without sampling: SPEC)."""
+    latent with one linear layer (the reference's (mu, logvar) layer, used without sampling)."""
 
     def __init__(self, obs_dim, act_dim, spec: envs.EnvSpec, gru_size, latent_dim):
         super().__init__()
@@ -344,7 +344,7 @@ def compute_gae(rewards, values, ended, next_value, gamma, lam):
 
 def ppo_loss(logprob, old_logprob, adv, value, old_value, ret, entropy, clip, vf_coef, ent_coef):
     """Clipped PPO loss with the reference's value loss, 0.5 * mean(max(Huber(V), Huber(V clipped))),
-    weighted again by vf_coef (SPEC). Returns (loss, policy loss, value loss, ratio)."""
+    weighted again by vf_coef (the reference's). Returns (loss, policy loss, value loss, ratio)."""
     ratio = (logprob - old_logprob).exp()
     pg_loss = torch.max(-adv * ratio, -adv * ratio.clamp(1 - clip, 1 + clip)).mean()
     v_clipped = old_value + (value - old_value).clamp(-clip, clip)
@@ -414,7 +414,7 @@ def main(args: Args):
     agent = Agent(obs_dim, action_space, spec, args).to(device)
     policy_params = [p for name, p in agent.named_parameters() if not name.startswith("encoder.")]
     encoder_params = list(agent.encoder.parameters())
-    # Two parameter groups at one learning rate (SPEC): the policy with the env's eps, the encoder with 1e-8.
+    # Two parameter groups at one learning rate (the reference's): the policy with the env's eps, the encoder with 1e-8.
     optimizer = torch.optim.Adam([dict(params=policy_params, eps=args.adam_eps), dict(params=encoder_params, eps=1e-8)],
                                  lr=args.lr, fused=True)  # fused: one kernel for all parameters
     reward_rms = RunningMeanStd().to(device)  # rewards for PPO / running std of the discounted return
@@ -511,7 +511,7 @@ def main(args: Args):
             r = torch.as_tensor(reward, dtype=torch.float32, device=device)
             norm_r = scale_reward(r, torch.as_tensor(ended, device=device), carry["disc_return"], reward_rms, args.gamma)
             a_in = action.float().view(N, act_dim) if agent.discrete else torch.as_tensor(env_action, device=device)
-            if truncated.any():  # a time limit is not an end: bootstrap from the last observation (SPEC)
+            if truncated.any():  # a time limit is not an end: bootstrap from the last observation
                 idx = torch.as_tensor(np.flatnonzero(truncated), device=device)
                 with torch.no_grad():
                     fin = torch.as_tensor(info["final_obs"], device=device)[idx]

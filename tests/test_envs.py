@@ -1,4 +1,4 @@
-"""The task distributions follow SPEC.md exactly; each test would fail on a plausible bug."""
+"""The task distributions follow the paper's experiments (the README's definitions) exactly; each test would fail on a plausible bug."""
 
 import gymnasium as gym
 import numpy as np
@@ -146,8 +146,8 @@ def test_mujoco_rewards_against_gymnasiums_own_terms(name):
         elif name == "cheetah-vel":
             expected = -abs(info["x_velocity"] - env.task[0]) - 0.05 * np.sum(a**2)
         elif name == "walker":
-            expected = body_reward  # Walker2d-v5's own reward is SPEC's: x velocity + 1 - 1e-3 |a|^2
-        else:  # Ant-v5's control, contact and survival terms are SPEC's; its info velocity reads the body's
+            expected = body_reward  # Walker2d-v5's own reward is ours: x velocity + 1 - 1e-3 |a|^2
+        else:  # Ant-v5's control, contact and survival terms are ours; its info velocity reads the body's
             # xpos, which lags a substep, so the direction term uses the free joint's exact position
             v = (env.sim.data.qpos[:2] - xy_before) / env.sim.dt
             g = env.task[0]

@@ -160,10 +160,10 @@ def test_reward_scaling_against_an_independent_computation(method):
     assert got[50, 0] == 10.0
 
 
-# ------------------------------------------------------------------------- parity with the reference (SPEC)
+# ------------------------------------------------------------------------- parity with the reference
 @pytest.mark.parametrize("method", METHODS)
 def test_encoder_gru_orthogonal_zero_bias_and_2L_bottleneck(method):
-    for env, L, embed in (("gridworld", 5, 25), ("walker", 10, 25), ("ant-dir", 5, 10)):  # SPEC's sizes
+    for env, L, embed in (("gridworld", 5, 25), ("walker", 10, 25), ("ant-dir", 5, 10)):  # the reference's sizes
         _, agent = make_agent(method, env)
         gru = agent.encoder.gru
         for w in (gru.weight_ih_l0, gru.weight_hh_l0):  # (768, n), n <= 768: orthonormal columns
