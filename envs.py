@@ -117,7 +117,9 @@ class GridWorldVec:
     Rules: start (0,0); reward 1.0 on the goal, else -0.1 (Dense: -manhattan/5); exactly 15
     steps per episode, 4 episodes per task. Show: a step that leaves the agent on the start cell observes
     the goal's (x, y) instead of the position (the first observation of an episode is the start itself).
-    Observation: (x, y, flag). Every meta-episode end is `terminated`.
+    Observation: (x, y, flag). Every meta-episode end is `terminated`. `info["cell"]` is the agent's
+    cell x * 5 + y after the step, before any reset (what the observation hides at an inner-episode end
+    and, on Show, on the start cell).
     """
 
     def __init__(self, num_envs: int, variant: str = "plain", episodes_per_task: int = 4,
@@ -184,16 +186,17 @@ class GridWorldVec:
         ep_end = self.t == self.steps_per_episode
         if not ep_end.any():
             shown = np.where(self.cell == 0, self.goal, self.cell) if self.variant == "show" else self.cell
-            info = {"task": _CELL_OBS[self.goal, :2], "final_obs": self._no_final}
+            info = {"task": _CELL_OBS[self.goal, :2], "final_obs": self._no_final, "cell": self.cell}
             return _CELL_OBS[shown], reward, self._no_done, self._no_done, info
         flag = ep_end.astype(np.float32)
         final_obs = self._obs(flag)  # what the agent sees if this is the meta-episode's last step
+        cell = self.cell.copy()
         self.episode += ep_end
         self.cell[ep_end], self.t[ep_end] = 0, 0
         done = self.episode == self.episodes_per_task
         if done.any():
             self._new_tasks(done)  # same-step autoreset: a new task, a new meta-episode
-        info = {"task": self.task, "final_obs": final_obs}
+        info = {"task": self.task, "final_obs": final_obs, "cell": cell}
         return self._obs(flag * ~done), reward, done, np.zeros_like(done), info
 
     def close(self):
@@ -236,7 +239,7 @@ class GridWorldEnv(gym.Env):
         obs, reward, terminated, truncated, info = self._vec.step([action])
         if terminated[0]:  # the vec env already started a new task; a single env ends here instead
             obs = info["final_obs"]
-        return obs[0], float(reward[0]), bool(terminated[0]), False, {"task": task}
+        return obs[0], float(reward[0]), bool(terminated[0]), False, {"task": task, "cell": int(info["cell"][0])}
 
 
 # ---------------------------------------------------------------------------------------------------

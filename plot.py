@@ -64,6 +64,20 @@ def smooth(y, frac=0.1):
     return out
 
 
+# Variants a script's flags select, named as in the paper: (script, flag, value) -> method.
+VARIANTS = {("vi_hn", "hn", False): "vi", ("ti_pp_hn", "hn", False): "ti_pp", ("ti_pp_hn", "pp", False): "ti_hn",
+            ("ti_pp_hn", "target", "weights"): "bi_pp_hn", ("ti", "naive", True): "ti_naive"}
+
+
+def label(cfg, folder):
+    """The method's name in plots and tables: the script's, or its variant's; `-kaiming` for that ablation."""
+    method = cfg.get("method") or os.path.basename(folder).split("__")[1]
+    for (script, flag, value), name in VARIANTS.items():
+        if method == script and cfg.get(flag) == value:
+            method = name
+    return method + ("-kaiming" if cfg.get("hyper_init") == "kaiming" else "")
+
+
 def load_runs(paths, finished=False):
     runs = []
     folders = set()
@@ -87,9 +101,7 @@ def load_runs(paths, finished=False):
             print(f"warning: {os.path.join(folder, 'progress.csv')}: skipped {broken} unreadable row(s)", file=sys.stderr)
         if not rows:
             continue
-        method = cfg.get("method") or os.path.basename(folder).split("__")[1]
-        if cfg.get("hyper_init") == "kaiming":
-            method += "-kaiming"
+        method = label(cfg, folder)
         col = lambda k: np.array([r.get(k, np.nan) for r in rows])  # noqa: E731
         eps = sorted((k for k in rows[0] if k.startswith("return_ep")), key=lambda k: int(k[9:]))
         greedy = None

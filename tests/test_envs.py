@@ -61,15 +61,17 @@ def test_moves_walls_and_stay():
 
 def test_rewards_and_the_60_step_meta_episode_with_flags():
     env, obs = grid(goal=(2, 0))
-    rewards, flags, positions, ends = [], [], [], []
+    rewards, flags, positions, ends, cells = [], [], [], [], []
     for t in range(60):
         # go right twice then stay on the goal
-        obs, r, terminated, truncated, _ = env.step(2 if t % 15 < 2 else 0)
+        obs, r, terminated, truncated, info = env.step(2 if t % 15 < 2 else 0)
         rewards.append(r), flags.append(obs[2]), positions.append(tuple(obs[:2])), ends.append(terminated)
+        cells.append(info["cell"])
         assert not truncated
     assert [t + 1 for t in range(60) if flags[t] == 1] == [15, 30, 45, 60]
     assert [t + 1 for t in range(60) if ends[t]] == [60]
     assert positions[14] == (0, 0)  # after the inner end: the next episode's first observation
+    assert cells[14] == 2 * 5 + 0  # but info["cell"] is where the step left the agent: on the goal
     per_episode = np.array(rewards).reshape(4, 15)
     np.testing.assert_allclose(per_episode[:, 0], -0.1)  # (1, 0) is not the goal
     np.testing.assert_allclose(per_episode[:, 1:], 1.0)  # on (2, 0) for the rest of each episode

@@ -134,3 +134,11 @@ def test_greedy_eval_column(tmp_path):
     # resample means of [1, 2, 6]: 16th and 84th percentiles of the 27 equally likely means
     lo, hi = plot.bootstrap_ci([1.0, 2.0, 6.0])
     assert f"| 3.00 [{lo:.2f}, {hi:.2f}] |" in (tmp_path / "figs" / "summary.md").read_text()
+
+
+def test_variant_labels():
+    assert plot.label({"method": "vi_hn", "hn": False}, "x") == "vi"
+    assert plot.label({"method": "vi_hn", "hn": True}, "x") == "vi_hn"
+    assert plot.label({"method": "rnn_hn", "hyper_init": "kaiming"}, "x") == "rnn_hn-kaiming"
+    assert plot.label({"method": "ti_pp_hn", "target": "weights"}, "x") == "bi_pp_hn"
+    assert plot.label({}, "runs/gridworld__rnn_s__3__17") == "rnn_s"  # configs older than the "method" key
