@@ -60,11 +60,12 @@ class EnvSpec:
     state_embed: int = 256  # state embedding of the policy ("XL")
     reward_embed: int = 16  # encoder embeddings: state 32 everywhere, these two per env
     action_embed: int = 16
+    task_dim: int = 1  # size of the task representation c_M (`info["task"]`)
 
 
 _GRID = dict(episodes_per_task=4, steps_per_episode=15, total_timesteps=4_000_000, num_steps=60,
              clip_coef=0.05, ent_coef=0.1, gamma=0.95, gae_lambda=0.95, adam_eps=1e-5,
-             state_embed=25, reward_embed=8, action_embed=0)
+             state_embed=25, reward_embed=8, action_embed=0, task_dim=2)
 _MUJOCO = dict(episodes_per_task=1, steps_per_episode=200, total_timesteps=75_000_000, num_steps=400)
 
 ENVS: dict[str, EnvSpec] = {
@@ -76,13 +77,14 @@ ENVS: dict[str, EnvSpec] = {
     "ant-dir": EnvSpec("AntDir-v0", **{**_MUJOCO, "num_steps": 200, "num_minibatches": 1, "latent_embed": 10}),
     "walker": EnvSpec("WalkerRandParams-v0", **{**_MUJOCO, "episodes_per_task": 2, "num_steps": 200,
                                                  "num_minibatches": 2, "clip_coef": 0.05,
-                                                 "latent_dim": 10, "reward_embed": 32, "action_embed": 32}),
+                                                 "latent_dim": 10, "reward_embed": 32, "action_embed": 32,
+                                                 "task_dim": 65}),
     # MC-LS: the paper gives no PPO table row; Grid-World's discrete settings with lr annealing.
     "mc-ls": EnvSpec("MCLS-v0", **{**_GRID, "episodes_per_task": 2, "steps_per_episode": 200,
                                    "total_timesteps": 6_000_000, "num_steps": 400, "anneal_lr": True,
-                                   "state_embed": 256, "action_embed": 16}),
+                                   "state_embed": 256, "action_embed": 16, "task_dim": 1}),
     "ml10": EnvSpec("ML10-v0", **{**_MUJOCO, "episodes_per_task": 2, "steps_per_episode": 500,
-                                  "total_timesteps": 100_000_000, "num_steps": 1000}),
+                                  "total_timesteps": 100_000_000, "num_steps": 1000, "task_dim": 16}),
 }
 
 

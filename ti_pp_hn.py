@@ -1,0 +1,930 @@
+"""TI++HN: task inference with multi-task pre-training and a hypernetwork policy, trained with PPO (Beck et al.
+2023, section 3.3, Fig. 3).
+
+For the first `--pretrain-updates` PPO updates the policy is a multi-task policy: it is told the task, as
+g = tanh(Linear(normalised c_M)), in the slot where the inferred task goes later (here the hypernetwork's
+input). Meanwhile, and after, a recurrent encoder (a GRU read as a Gaussian belief, as in VariBAD) learns
+to infer the task: a task decoder regresses g from samples of the belief, beside VariBAD's
+reconstruction and KL terms. After pre-training g is frozen and the policy runs on the inferred belief,
+tanh(Linear(normalised [mu, logvar])), read from the rollout as in vi_hn.py; the policy never trains the
+encoder. Variants: `--hn false` TI++ (an MLP policy), `--pp false` TI+HN (the encoder frozen during
+pre-training and the policy reset to a fresh init after it), `--target weights` BI++HN (regress every
+weight the hypernetwork generates for g instead of g). Self-contained: the only project import is envs.py.
+
+    python ti_pp_hn.py --env gridworld              # the paper's budget (4e6 frames)
+    python ti_pp_hn.py --env gridworld --target weights   # BI++HN
+    python ti_pp_hn.py --resume runs/gridworld__ti_pp_hn__73__1700000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import glob
+import json
+import math
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import envs
+
+METHOD = "ti_pp_hn"
+
+
+# ---------------------------------------------------------------------------------------------------
+# Arguments. `None` means: the paper's value for this env (envs.ENVS; the README's settings table).
+# ---------------------------------------------------------------------------------------------------
+@dataclass
+class Args:
+    env: str = field(default="gridworld", metadata={"help": "task distribution", "choices": list(envs.ENVS)})
+    seed: int = field(default=73, metadata={"help": "seed of torch, numpy and the envs"})
+    lr: float = field(default=3e-4, metadata={"help": "Adam learning rate (the paper sweeps 3e-3..3e-5)"})
+    total_timesteps: int = field(default=None, metadata={"help": "env frames to train for (1e5 is accepted)"})
+    num_envs: int = field(default=16, metadata={"help": "parallel envs (meta-episodes) per rollout"})
+    num_steps: int = field(default=None, metadata={"help": "rollout length per env per update"})
+    update_epochs: int = field(default=None, metadata={"help": "PPO epochs per update"})
+    num_minibatches: int = field(default=None, metadata={"help": "minibatches per epoch (of whole env sequences)"})
+    clip_coef: float = field(default=None, metadata={"help": "PPO clip range (also for the value)"})
+    ent_coef: float = field(default=None, metadata={"help": "entropy bonus"})
+    vf_coef: float = field(default=0.5, metadata={"help": "value loss coefficient"})
+    gamma: float = field(default=None, metadata={"help": "discount"})
+    gae_lambda: float = field(default=None, metadata={"help": "GAE lambda"})
+    max_grad_norm: float = field(default=0.5, metadata={"help": "gradient norm clip of the policy (the VAE's: none)"})
+    adam_eps: float = field(default=None, metadata={"help": "Adam epsilon of the policy (the VAE's: 1e-8)"})
+    anneal_lr: bool = field(default=None, metadata={"help": "decay the learning rate linearly to 0"})
+    gru_size: int = field(default=256, metadata={"help": "GRU units"})
+    latent_dim: int = field(default=None, metadata={"help": "L: the encoder's output is a 2L-d latent"})
+    latent_embed: int = field(default=None, metadata={"help": "size of z = tanh(Linear(normalised 2L-d belief))"})
+    state_embed: int = field(default=256, metadata={"help": "policy's state embedding (256 on every env)"})
+    hidden: str = field(default="256,128", metadata={"help": "hidden layer sizes of the policy"})
+    hyper_init: str = field(default="bias", metadata={"help": "init of the hypernetwork heads",
+                                                      "choices": ["bias", "kaiming"]})
+    hn: bool = field(default=True, metadata={"help": "hypernetwork policy (false: TI++, an MLP policy)"})
+    pp: bool = field(default=True, metadata={"help": "train the encoder during pre-training and keep the policy "
+                                                     "after it (false: TI+HN, frozen encoder, hard reset)"})
+    target: str = field(default="task", metadata={"help": "what the task decoder regresses: g, or every weight "
+                                                          "generated for g (BI++HN)", "choices": ["task", "weights"]})
+    pretrain_updates: int = field(default=None, metadata={"help": "PPO updates of multi-task pre-training on g"})
+    recon_coef: float = field(default=1.0, metadata={"help": "weight of VariBAD's reconstruction term (0: the "
+                                                             "paper text's TI)"})
+    task_coef: float = field(default=1.0, metadata={"help": "lambda, the weight of the task-inference term"})
+    vae_lr: float = field(default=1e-3, metadata={"help": "Adam learning rate of the encoder and decoders"})
+    kl_weight: float = field(default=None, metadata={"help": "beta, the weight of the KL terms of the ELBO"})
+    vae_batch: int = field(default=None, metadata={"help": "meta-episodes per VAE step"})
+    vae_buffer: int = field(default=None, metadata={"help": "meta-episodes kept for the VAE"})
+    vae_updates: int = field(default=None, metadata={"help": "VAE steps after each PPO update"})
+    cuda: bool = field(default=False, metadata={"help": "train on the GPU"})
+    threads: int = field(default=2, metadata={"help": "torch CPU threads"})
+    log_every: int = field(default=10, metadata={"help": "print a progress line every N updates (and every 30 s)"})
+    save_every: int = field(default=100, metadata={"help": "checkpoint every N updates (0: only at the end)"})
+    run_dir: str = field(default=None, metadata={"help": "output folder (default: runs/<env>__<method>__<seed>__<time>)"})
+    resume: str = field(default=None, metadata={"help": "continue the run in this folder from its checkpoint"})
+    stop_after: int = field(default=0, metadata={"help": "exit after N updates of this session without saving, "
+                                                          "as a kill would (tests, time-boxed sessions)"})
+
+
+PER_ENV = ("total_timesteps", "num_steps", "update_epochs", "num_minibatches", "clip_coef", "ent_coef", "gamma",
+           "gae_lambda", "adam_eps", "anneal_lr", "latent_dim", "latent_embed", "kl_weight", "vae_batch", "vae_buffer",
+           "vae_updates", "pretrain_updates")
+ON_RESUME = ("total_timesteps", "threads", "log_every", "save_every", "cuda", "stop_after")  # may change
+# The VAE per env (the reference's): what the decoders reconstruct, their hidden layers and input embeddings
+# (state, action), the KL weight beta, meta-episodes per VAE step, buffer size (meta-episodes), VAE steps
+# per PPO update, how many ELBO terms t and decoded steps j are drawn per meta-episode (None: all), the
+# task decoder's hidden layers, and the PPO updates of multi-task pre-training.
+VAE = {
+    "grid": dict(decoders=("cell",), hidden=(32, 32), embed=(0, 0), kl_weight=1.0, vae_batch=25,
+                 vae_buffer=100_000, vae_updates=3, terms=None, decoded=None, task_hidden=(32, 32), pretrain_updates=100),
+    "mujoco": dict(decoders=("reward",), hidden=(64, 32), embed=(32, 16), kl_weight=0.1, vae_batch=10,
+                   vae_buffer=10_000, vae_updates=1, terms=50, decoded=50, task_hidden=(64, 32),
+                   pretrain_updates=563),  # Cheetah-Dir, Cheetah-Vel, Ant-Dir
+    "walker": dict(decoders=("state",), hidden=(256, 128), embed=(32, 32), kl_weight=1.0, vae_batch=10,
+                   vae_buffer=10_000, vae_updates=1, terms=50, decoded=50, task_hidden=(64, 32), pretrain_updates=563),
+    "mc-ls": dict(decoders=("reward",), hidden=(32, 32), embed=(32, 16), kl_weight=1.0, vae_batch=25,
+                  vae_buffer=10_000, vae_updates=3, terms=50, decoded=None, task_hidden=(64, 32), pretrain_updates=563),
+    "ml10": dict(decoders=("reward", "state"), hidden=(128, 64, 32), embed=(32, 16), kl_weight=1.0,
+                 vae_batch=10, vae_buffer=10_000, vae_updates=3, terms=50, decoded=50, task_hidden=(64, 32),
+                 pretrain_updates=563),
+}
+VAE_FLAGS = ("kl_weight", "vae_batch", "vae_buffer", "vae_updates", "pretrain_updates")
+
+
+def vae_settings(env: str) -> dict:
+    return VAE["grid" if env.startswith("gridworld") else env if env in VAE else "mujoco"]
+
+
+def _int(text):
+    try:
+        value = float(text)  # so that 1e5 is accepted
+    except ValueError:
+        value = math.nan
+    if not value.is_integer():
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}")
+    return int(value)
+
+
+def _bool(text):
+    if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    return text.lower() in ("true", "1", "yes")
+
+
+def parse_args(argv=None) -> Args:
+    # Unset flags stay out of the namespace (SUPPRESS): the dataclass gives defaults, --resume sees what was set.
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], argument_default=argparse.SUPPRESS)
+    # A bad flag is one line naming the allowed values, not a usage block.
+    parser.error = lambda msg: parser.exit(2, f"{parser.prog}: error: {msg}\n")
+    for f in dataclasses.fields(Args):
+        kind = {"bool": _bool, "int": _int, "float": float}.get(f.type, str)
+        default = "per env" if f.name in PER_ENV else f.default
+        text = f.metadata["help"] + ("" if default is None or "default" in f.metadata["help"] else f" (default: {default})")
+        extra = dict(nargs="?", const=True) if kind is _bool else dict(choices=f.metadata.get("choices"))
+        parser.add_argument("--" + f.name.replace("_", "-"), type=kind, help=text, **extra)
+    given = vars(parser.parse_args(argv))
+    if "resume" in given:
+        return resume_args(parser, given)
+    args = Args(**given)
+    spec = envs.get_spec(args.env)
+    for name in PER_ENV:
+        if getattr(args, name) is None:
+            setattr(args, name, vae_settings(args.env)[name] if name in VAE_FLAGS else getattr(spec, name))
+    checks = [(args.lr > 0, "--lr must be > 0"), (args.num_envs > 0, "--num-envs must be > 0"),
+              (args.total_timesteps > 0, "--total-timesteps must be > 0"),
+              (args.num_steps > 0, "--num-steps must be > 0"), (args.update_epochs > 0, "--update-epochs must be > 0"),
+              (args.num_minibatches > 0 and args.num_envs % args.num_minibatches == 0,
+               f"--num-minibatches must divide --num-envs ({args.num_envs}) and be > 0"),
+              (all(s.isdigit() for s in args.hidden.split(",")), "--hidden must be sizes like 256,128"),
+              (args.vae_batch > 0 and args.vae_buffer > 0 and args.vae_updates >= 0 and args.pretrain_updates >= 0,
+               "--vae-batch and --vae-buffer must be > 0, --vae-updates and --pretrain-updates >= 0"),
+              (args.hn or args.target == "task", "--target weights (BI++HN) needs the hypernetwork (--hn true)"),
+              (not args.cuda or torch.cuda.is_available(), "--cuda given but no CUDA device is available"),
+              (args.run_dir is None or not os.path.exists(os.path.join(args.run_dir, "config.json")),
+               f"--run-dir {args.run_dir} already holds a run: continue it with --resume {args.run_dir}, "
+               f"or choose another folder")]
+    for ok, msg in checks:
+        if not ok:
+            parser.error(msg)
+    return args
+
+
+def resume_args(parser, given) -> Args:
+    """--resume RUN_DIR: the run's own settings from its config.json; only the ON_RESUME flags may change."""
+    run_dir = given.pop("resume")
+    fixed = [k for k in given if k not in ON_RESUME]
+    if fixed:
+        parser.error(f"--{fixed[0].replace('_', '-')} cannot change when resuming (the run keeps its settings); "
+                     f"allowed with --resume: {', '.join('--' + k.replace('_', '-') for k in ON_RESUME)}")
+    if not os.path.exists(os.path.join(run_dir, "checkpoint.pt")):
+        parser.error(f"--resume {run_dir}: no checkpoint.pt there")
+    try:
+        with open(os.path.join(run_dir, "config.json")) as fh:
+            saved = json.load(fh)
+        args = Args(**{k: v for k, v in saved.items() if k in Args.__dataclass_fields__})  # drops "method"
+    except (OSError, ValueError, TypeError, AttributeError) as e:
+        parser.error(f"--resume {run_dir}: its config.json is missing or unreadable ({type(e).__name__})")
+    if saved.get("method", METHOD) != METHOD:
+        parser.error(f"--resume {run_dir}: that run was trained by {saved['method']}.py; resume it with that script")
+    return dataclasses.replace(args, **given, resume=run_dir, run_dir=run_dir)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Networks
+# ---------------------------------------------------------------------------------------------------
+class RunningMeanStd(nn.Module):
+    """Running mean and variance (parallel algorithm); buffers, so they live in the checkpoint."""
+
+    def __init__(self, shape=()):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(shape, dtype=torch.float64))
+        self.register_buffer("var", torch.ones(shape, dtype=torch.float64))
+        self.register_buffer("count", torch.tensor(1e-4, dtype=torch.float64))
+
+    def update(self, x: torch.Tensor):
+        x = x.reshape(-1, *self.mean.shape).double()
+        mean, var, n = x.mean(0), x.var(0, unbiased=False), x.shape[0]
+        delta, total = mean - self.mean, self.count + n
+        self.mean += delta * n / total
+        self.var.copy_((self.var * self.count + var * n + delta**2 * self.count * n / total) / total)
+        self.count.copy_(total)
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        return ((x - self.mean.float()) / torch.sqrt(self.var.float() + 1e-8)).clamp(-10.0, 10.0)
+
+
+def normc_(weight: torch.Tensor, gain: float) -> torch.Tensor:
+    """Each output unit's weight vector ~ N(0, 1), rescaled to norm `gain` (the reference's normc init)."""
+    with torch.no_grad():
+        weight.normal_()
+        weight *= gain / weight.norm(dim=1, keepdim=True)
+    return weight
+
+
+class Encoder(nn.Module):
+    """Embeds (state, previous action, reward) with ReLU, runs the GRU, and maps its output to the 2L-d
+    belief (mu, logvar) with one linear layer."""
+
+    def __init__(self, obs_dim, act_dim, spec: envs.EnvSpec, gru_size, latent_dim):
+        super().__init__()
+        self.state = nn.Linear(obs_dim, 32)
+        self.action = nn.Linear(act_dim, spec.action_embed) if spec.action_embed else None  # none on grids
+        self.reward = nn.Linear(1, spec.reward_embed)
+        self.gru = nn.GRU(32 + spec.action_embed + spec.reward_embed, gru_size)
+        for name, p in self.gru.named_parameters():  # the reference's GRU: orthogonal weights, zero biases
+            if name.startswith("weight"):
+                nn.init.orthogonal_(p)
+            else:
+                nn.init.zeros_(p)
+        self.latent = nn.Linear(gru_size, 2 * latent_dim)
+
+    def embed(self, obs, prev_action, prev_reward):
+        parts = [self.state(obs), self.reward(prev_reward.unsqueeze(-1))]
+        if self.action is not None:
+            parts.append(self.action(prev_action))
+        return F.relu(torch.cat(parts, -1))
+
+    def forward(self, obs, prev_action, prev_reward, new_task, h):
+        """Sequences (T, B, ...) of raw inputs from hidden state h (B, H); `new_task[t]` zeroes h before step t.
+
+        The hidden state is reset only where a new task starts. The GRU runs as one fused call per
+        segment between the time steps where any sequence starts a new task (one segment on Grid-World,
+        where a rollout is exactly one meta-episode), instead of a Python loop over steps.
+        """
+        x = self.embed(obs, prev_action, prev_reward)
+        cuts = torch.nonzero(new_task.any(1)).flatten().tolist()
+        bounds = sorted(set([0] + cuts + [x.shape[0]]))
+        outs, h = [], h.unsqueeze(0)
+        for start, end in zip(bounds[:-1], bounds[1:]):
+            h = h * (1.0 - new_task[start]).view(1, -1, 1)
+            out, h = self.gru(x[start:end], h)
+            outs.append(out)
+        return self.latent(torch.cat(outs)), h.squeeze(0)
+
+
+class GeneratedLinear(nn.Module):
+    """A linear layer whose weight W(z) and bias b(z) are produced by linear heads of the latent z.
+
+    Readable form (`weights`): W(z)[o, i] = sum_k M[i, k, o] z_k + M[i, K, o], i.e. a linear head of z
+    per weight entry (M[:, K] is the heads' bias), b(z) = a linear head, and y = W(z) s + b(z).
+    Fast form (`forward`): y is bilinear in (s, [z, 1]), so it is computed without ever building the
+    (batch, out, in) weight tensor, in whichever order has the smaller intermediate: (s outer [z, 1]) @ M
+    when in <= out, else ((s @ M) viewed as (batch, K+1, out)) contracted with [z, 1]. Both orders are
+    free views of the one parameter M; together several times faster than materialising W(z).
+    """
+
+    def __init__(self, in_dim, out_dim, latent_dim, base_init, hyper_init):
+        super().__init__()
+        self.in_dim, self.out_dim, self.latent_dim = in_dim, out_dim, latent_dim
+        m = torch.zeros(in_dim, latent_dim + 1, out_dim)  # M[i, k, o]
+        bias_head = nn.Linear(latent_dim, out_dim)  # generates b(z)
+        if hyper_init == "bias":  # Bias-HyperInit: zero weights, the base layer's init as head bias
+            base = torch.empty(out_dim, in_dim)
+            base_init(base)
+            m[:, latent_dim, :] = base.t()
+            nn.init.zeros_(bias_head.weight)
+        else:  # Kaiming ablation: the heads are Kaiming-uniform layers of z (tanh's gain), biases zero
+            head = torch.empty(out_dim * in_dim, latent_dim)
+            nn.init.kaiming_uniform_(head, nonlinearity="tanh")
+            m[:, :latent_dim, :] = head.view(out_dim, in_dim, latent_dim).permute(1, 2, 0)
+            nn.init.kaiming_uniform_(bias_head.weight, nonlinearity="tanh")
+        nn.init.zeros_(bias_head.bias)  # heads that generate biases start at 0
+        self.m = nn.Parameter(m)
+        self.bias_head = bias_head
+
+    def weights(self, z):
+        """The generated parameters themselves: W(z) (B, out, in) and b(z) (B, out)."""
+        w = torch.einsum("iko,bk->boi", self.m[:, :-1], z) + self.m[:, -1].t()
+        return w, self.bias_head(z)
+
+    def forward(self, s, z):
+        z1 = torch.cat([z, torch.ones_like(z[:, :1])], 1)
+        if self.in_dim <= self.out_dim:
+            y = (s.unsqueeze(2) * z1.unsqueeze(1)).flatten(1) @ self.m.view(-1, self.out_dim)
+        else:
+            y = torch.bmm(z1.unsqueeze(1), (s @ self.m.view(self.in_dim, -1)).view(-1, self.latent_dim + 1,
+                                                                                  self.out_dim)).squeeze(1)
+        return y + self.bias_head(z)
+
+
+class HyperMLP(nn.Module):
+    """embedded state -> generated tanh layers -> generated output layer, all weights from z."""
+
+    def __init__(self, embed_dim, hidden, out_dim, latent_dim, out_init, hyper_init):
+        super().__init__()
+        sizes = [embed_dim] + hidden
+        tanh_init = lambda w: normc_(w, 5.0 / 3.0)  # noqa: E731  (gain of tanh)
+        self.layers = nn.ModuleList(GeneratedLinear(a, b, latent_dim, tanh_init, hyper_init)
+                                    for a, b in zip(sizes[:-1], sizes[1:]))
+        self.out = GeneratedLinear(sizes[-1], out_dim, latent_dim, out_init, hyper_init)
+
+    def forward(self, x, z):
+        for layer in self.layers:
+            x = torch.tanh(layer(x, z))
+        return self.out(x, z)
+
+
+class MLP(nn.Module):
+    """input -> tanh layers -> output layer, with ordinary weights (VI's policy: no hypernetwork)."""
+
+    def __init__(self, in_dim, hidden, out_dim, out_init):
+        super().__init__()
+        sizes = [in_dim] + hidden
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.out = nn.Linear(sizes[-1], out_dim)
+        for layer in self.layers:  # the same initial base network as Bias-HyperInit's
+            normc_(layer.weight, 5.0 / 3.0)
+            nn.init.zeros_(layer.bias)
+        out_init(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = torch.tanh(layer(x))
+        return self.out(x)
+
+
+class Decoder(nn.Module):
+    """ReLU MLP from a belief sample z, with ReLU embeddings of the transition (s_j, a_j, and s_{j+1} for
+    "s a s'"), to `out_dim` numbers: the 25 cells' goal logits (inputs ""), a reward, or a next state.
+    Inputs broadcast against each other, so z (B, T, 1, L) meets transitions (B, 1, J, .) once each."""
+
+    def __init__(self, latent_dim, obs_dim, act_dim, out_dim, hidden, embed, inputs):
+        super().__init__()
+        self.inputs, (state_embed, action_embed) = inputs, embed
+        self.state = nn.Linear(obs_dim, state_embed) if inputs else None
+        self.action = nn.Linear(act_dim, action_embed) if inputs else None
+        sizes = [latent_dim + (inputs.count("s") * state_embed + action_embed if inputs else 0), *hidden]
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.out = nn.Linear(sizes[-1], out_dim)
+
+    def forward(self, z, obs=None, action=None, next_obs=None):
+        parts = [z]
+        if self.inputs:
+            parts += [F.relu(self.state(obs)), F.relu(self.action(action))]
+            if self.inputs == "s a s'":
+                parts.append(F.relu(self.state(next_obs)))
+        shape = torch.broadcast_shapes(*(p.shape[:-1] for p in parts))
+        x = torch.cat([p.expand(*shape, p.shape[-1]) for p in parts], -1)
+        for layer in self.layers:
+            x = F.relu(layer(x))
+        return self.out(x)
+
+
+class TrajectoryBuffer:
+    """The VAE's data: the last `capacity` whole meta-episodes (a ring) in compact dtypes (int8 on the
+    grids, float16 elsewhere). Row i holds a meta-episode's H + 1 observations (the last is its final one),
+    its H actions and rewards, the agent's cell after each step (grids), its length (shorter when a body
+    fell), and its task c_M."""
+
+    def __init__(self, capacity, horizon, obs_dim, act_dim, grid, task_dim):
+        small = np.int8 if grid else np.float16
+        self.obs = np.zeros((capacity, horizon + 1, obs_dim), small)
+        self.actions = np.zeros((capacity, horizon, act_dim), small)
+        self.rewards = np.zeros((capacity, horizon), np.float32)
+        self.cells = np.zeros((capacity, horizon), np.int8)
+        self.length = np.zeros(capacity, np.int64)
+        self.task = np.zeros((capacity, task_dim), np.float32)
+        self.size = self.next = 0
+
+    def add(self, obs, actions, rewards, cells, length, task):
+        i = self.next
+        self.task[i] = task
+        self.obs[i, :length + 1], self.actions[i, :length] = obs[:length + 1], actions[:length]
+        self.rewards[i, :length], self.cells[i, :length], self.length[i] = rewards[:length], cells[:length], length
+        self.next, self.size = (i + 1) % len(self.length), min(self.size + 1, len(self.length))
+
+    def state_dict(self):  # the filled rows only, so that a young buffer's checkpoint is small
+        return {k: v[:self.size] if isinstance(v, np.ndarray) else v for k, v in vars(self).items()}
+
+    def load_state_dict(self, state):
+        for k, v in state.items():
+            if isinstance(v, np.ndarray):
+                getattr(self, k)[:len(v)] = v
+            else:
+                setattr(self, k, v)
+
+    def sample(self, n, device):
+        idx = torch.randint(self.size, (n,)).numpy()
+        H = int(self.length[idx].max())  # cut the padding every sampled meta-episode shares
+        get = lambda a, n, dtype=torch.float32: torch.as_tensor(a[idx, :n], device=device).to(dtype)  # noqa: E731
+        return dict(obs=get(self.obs, H + 1), actions=get(self.actions, H), rewards=get(self.rewards, H),
+                    cells=get(self.cells, H, torch.long), length=torch.as_tensor(self.length[idx], device=device),
+                    task=torch.as_tensor(self.task[idx], device=device))
+
+
+def task_loss(decoder, z, y):
+    """The mean over dims of (TaskDec(z) - y)^2 for beliefs z (B, T, L) and targets y (B, P), computed
+    without building the (B, T, P) prediction (BI++HN's P is about 200,000): the last layer is linear,
+    TaskDec(z) = A h + c, so |A h + c - y|^2 = h'(A'A)h + 2 h'A'(c - y) + |c - y|^2, exactly."""
+    h = z
+    for layer in decoder.layers:
+        h = F.relu(layer(h))
+    A, r = decoder.out.weight, decoder.out.bias - y  # (P, hidden), (B, P)
+    sq = torch.einsum("bti,ij,btj->bt", h, A.t() @ A, h) + 2 * torch.einsum("bti,bi->bt", h, r @ A)
+    return (sq + (r * r).sum(-1, keepdim=True)) / y.shape[-1]
+
+
+def elbo(agent, batch, vae, kl_weight, flagged, target, recon_coef, task_coef):
+    """The TI loss on a batch of whole meta-episodes: VariBAD's negative ELBO plus task inference,
+    recon_coef * sum_t sum_j rec(z_t; step j), averaged over meta-episodes, + beta * sum_t KL(q_t || q_{t-1})
+    + lambda * sum_t mean_dims |TaskDec(z_t) - y|^2, both summed over meta-episodes, with q_{-1} = N(0, I), one
+    sample z_t ~ q_t and the task target y (B, P) of each meta-episode. t runs over the H + 1 beliefs (the
+    one after the last transition included), j over the H steps, past and future; or `vae["terms"]` t's and
+    `vae["decoded"]` j's are drawn per meta-episode (with replacement). A transition that ends an inner
+    episode (`flagged` envs) is not decoded from its next observation, the next episode's start.
+    Returns (loss, reconstruction term, KL term, task term)."""
+    obs, actions, rewards, cells, length = (batch[k] for k in ("obs", "actions", "rewards", "cells", "length"))
+    B, H = rewards.shape
+    dev = rewards.device
+    # The encoder over each whole meta-episode from the prior state: beliefs q_0 .. q_H (full BPTT).
+    prev_action = torch.cat([torch.zeros_like(actions[:, :1]), actions], 1).transpose(0, 1)
+    prev_reward = torch.cat([torch.zeros_like(rewards[:, :1]), rewards], 1).transpose(0, 1)
+    new_task = torch.zeros(H + 1, B, device=dev)
+    new_task[0] = 1.0
+    latent, _ = agent.encoder(obs.transpose(0, 1), prev_action, prev_reward, new_task,
+                              torch.zeros(B, agent.encoder.gru.hidden_size, device=dev))
+    mu, logvar = latent.transpose(0, 1).chunk(2, -1)  # (B, H + 1, L)
+    prev_mu = torch.cat([torch.zeros_like(mu[:, :1]), mu[:, :-1]], 1)
+    prev_logvar = torch.cat([torch.zeros_like(logvar[:, :1]), logvar[:, :-1]], 1)
+    kl = 0.5 * (prev_logvar - logvar + (logvar.exp() + (mu - prev_mu) ** 2) / prev_logvar.exp() - 1).sum(-1)
+    # Which t and j: all valid ones (masks), or draws within each meta-episode's length.
+    steps = torch.arange(H, device=dev)
+    decodable = steps < length[:, None]
+    if flagged and vae["decoders"] != ("cell",):
+        decodable &= ~((obs[:, 1:, -1] == 1) & (steps + 1 < length[:, None]))
+    if vae["terms"] is None:
+        t_idx = torch.arange(H + 1, device=dev).expand(B, H + 1)
+        t_ok = t_idx <= length[:, None]
+    else:
+        t_idx = (torch.rand(B, vae["terms"], device=dev) * (length[:, None] + 1)).long()
+        t_ok = torch.ones_like(t_idx, dtype=torch.bool)
+    j_idx = steps.expand(B, H) if vae["decoded"] is None else (
+        torch.rand(B, vae["decoded"], device=dev) * length[:, None]).long()
+    j_ok = decodable.gather(1, j_idx)
+    pick = lambda x, idx: x.gather(1, idx.view(*idx.shape, *[1] * (x.dim() - 2)).expand(*idx.shape, *x.shape[2:]))  # noqa: E731
+    mu_t, logvar_t = pick(mu, t_idx), pick(logvar, t_idx)
+    z = (mu_t + (0.5 * logvar_t).exp() * torch.randn_like(mu_t)).unsqueeze(2)  # (B, T, 1, L)
+    s, a, r, s_next = (pick(x, j_idx).unsqueeze(1) for x in (obs[:, :-1], actions, rewards, obs[:, 1:]))  # (B, 1, J, .)
+    rec = 0.0
+    for name, decoder in agent.decoders.items():
+        if name == "cell":  # Bernoulli "the goal is here" at the agent's cell after step j
+            logits = decoder(z.squeeze(2)).gather(2, pick(cells, j_idx).unsqueeze(1).expand(-1, z.shape[1], -1))
+            rec = rec + F.binary_cross_entropy_with_logits(logits, (r == 1.0).float().expand_as(logits), reduction="none")
+        elif name == "reward":
+            rec = rec + (decoder(z, s, a, s_next).squeeze(-1) - r) ** 2
+        else:  # the next state
+            rec = rec + ((decoder(z, s, a) - s_next) ** 2).mean(-1)
+    rec_loss = (rec * (t_ok[:, :, None] & j_ok[:, None, :])).sum() / B
+    kl_loss = (kl.gather(1, t_idx) * t_ok).sum()
+    ti_loss = (task_loss(agent.task_decoder, z.squeeze(2), target) * t_ok).sum()
+    return recon_coef * rec_loss + kl_weight * kl_loss + task_coef * ti_loss, rec_loss, kl_loss, ti_loss
+
+
+class Agent(nn.Module):
+    def __init__(self, obs_dim, action_space, spec: envs.EnvSpec, args: Args):
+        super().__init__()
+        self.discrete = hasattr(action_space, "n")
+        act_dim = 1 if self.discrete else action_space.shape[0]  # discrete actions enter as the index
+        out_dim = action_space.n if self.discrete else act_dim
+        hidden = [int(s) for s in args.hidden.split(",")]
+        self.obs_rms = RunningMeanStd((obs_dim,))  # normalises the policy's state input (not the encoder's)
+        self.latent_rms = RunningMeanStd((2 * args.latent_dim,))  # and the belief the policy reads
+        self.encoder = Encoder(obs_dim, act_dim, spec, args.gru_size, args.latent_dim)
+        vae = vae_settings(args.env)
+        outputs = {"cell": (envs.GRID_SIZE**2, ""), "reward": (1, "s a s'"), "state": (obs_dim, "s a")}
+        self.decoders = nn.ModuleDict({name: Decoder(args.latent_dim, obs_dim, act_dim, outputs[name][0], vae["hidden"],
+                                                     vae["embed"], outputs[name][1]) for name in vae["decoders"]})
+        self.latent_embed = nn.Linear(2 * args.latent_dim, args.latent_embed)  # z = tanh(.) of the belief
+        self.task_rms = RunningMeanStd((spec.task_dim,))  # g = tanh(Linear(normalised c_M)): the task told
+        self.task_embed = nn.Linear(spec.task_dim, args.latent_embed)  # during pre-training, in z's place
+        # The policy: embedded state in, every later weight generated from z (TI++: [z, embedded state] in).
+        self.hn = args.hn
+        self.state_embed = nn.Linear(obs_dim, args.state_embed)  # one, shared by actor and critic
+        if self.discrete:
+            actor_out = lambda w: nn.init.orthogonal_(w, 0.01)  # noqa: E731
+        else:
+            actor_out = lambda w: normc_(w, 1.0)  # noqa: E731
+            self.logstd = nn.Parameter(torch.zeros(act_dim))  # one shared parameter, not generated
+        critic_out = nn.init.kaiming_uniform_  # a = 0, as the reference's base critic
+        if self.hn:
+            self.actor = HyperMLP(args.state_embed, hidden, out_dim, args.latent_embed, actor_out, args.hyper_init)
+            self.critic = HyperMLP(args.state_embed, hidden, 1, args.latent_embed, critic_out, args.hyper_init)
+        else:
+            self.actor = MLP(args.latent_embed + args.state_embed, hidden, out_dim, actor_out)
+            self.critic = MLP(args.latent_embed + args.state_embed, hidden, 1, critic_out)
+        # The task decoder regresses g, or (BI++HN) every weight the hypernetwork generates for g.
+        target_dim = self.policy_weights(torch.zeros(1, args.latent_embed)).shape[1] if args.target == "weights" else \
+            args.latent_embed
+        self.task_decoder = Decoder(args.latent_dim, obs_dim, act_dim, target_dim, vae["task_hidden"], (0, 0), "")
+
+    def policy_weights(self, z):
+        """Every weight and bias the hypernetwork generates for z, flattened: BI++HN's target."""
+        layers = [*self.actor.layers, self.actor.out, *self.critic.layers, self.critic.out]
+        return torch.cat([p.flatten(1) for layer in layers for p in layer.weights(z)], 1)
+
+    def task_input(self, task):
+        return torch.tanh(self.task_embed(self.task_rms.normalize(task)))  # g
+
+    def heads(self, latent, obs, task=None):
+        """Policy distribution and value from the encoder's 2L-d belief (mu, logvar), or during pre-training
+        from the task c_M, and the raw state."""
+        z = self.task_input(task) if task is not None else torch.tanh(self.latent_embed(self.latent_rms.normalize(latent)))
+        s = torch.tanh(self.state_embed(self.obs_rms.normalize(obs)))
+        out = self.actor(s, z) if self.hn else self.actor(torch.cat([z, s], -1))
+        value = (self.critic(s, z) if self.hn else self.critic(torch.cat([z, s], -1))).squeeze(-1)
+        if self.discrete:
+            return torch.distributions.Categorical(logits=out), value
+        return torch.distributions.Normal(out, self.logstd.exp()), value
+
+
+# ---------------------------------------------------------------------------------------------------
+# PPO pieces
+# ---------------------------------------------------------------------------------------------------
+def scale_reward(r, ended, disc_return, reward_rms, gamma):
+    """Rewards for PPO: divided by the running std of the discounted return, clipped to [-10, 10]. The
+    per-env discounted return `disc_return` is updated in place and restarts after a meta-episode end."""
+    disc_return.mul_(gamma).add_(r)
+    reward_rms.update(disc_return)
+    norm_r = (r / torch.sqrt(reward_rms.var.float() + 1e-8)).clamp(-10.0, 10.0)
+    disc_return[ended] = 0.0
+    return norm_r
+
+
+def compute_gae(rewards, values, ended, next_value, gamma, lam):
+    """GAE over (T, N) rollouts. Only a meta-episode end (`ended`) stops bootstrapping: inner-episode ends
+    are ordinary steps of the meta-episode, whose whole return is the objective (Eq. 1)."""
+    advantages, last = torch.zeros_like(rewards), torch.zeros_like(next_value)
+    for t in reversed(range(rewards.shape[0])):
+        nonterminal = 1.0 - ended[t]
+        nxt = next_value if t == rewards.shape[0] - 1 else values[t + 1]
+        delta = rewards[t] + gamma * nxt * nonterminal - values[t]
+        last = delta + gamma * lam * nonterminal * last
+        advantages[t] = last
+    return advantages
+
+
+def ppo_loss(logprob, old_logprob, adv, value, old_value, ret, entropy, clip, vf_coef, ent_coef):
+    """Clipped PPO loss with the reference's value loss, 0.5 * mean(max(Huber(V), Huber(V clipped))),
+    weighted again by vf_coef (the reference's). Returns (loss, policy loss, value loss, ratio)."""
+    ratio = (logprob - old_logprob).exp()
+    pg_loss = torch.max(-adv * ratio, -adv * ratio.clamp(1 - clip, 1 + clip)).mean()
+    v_clipped = old_value + (value - old_value).clamp(-clip, clip)
+    v_loss = 0.5 * torch.max(F.smooth_l1_loss(value, ret, reduction="none"),
+                             F.smooth_l1_loss(v_clipped, ret, reduction="none")).mean()
+    return pg_loss + vf_coef * v_loss - ent_coef * entropy.mean(), pg_loss, v_loss, ratio
+
+
+# ---------------------------------------------------------------------------------------------------
+# Checkpoints and logs: written to a temporary file, then renamed (atomic on POSIX)
+# ---------------------------------------------------------------------------------------------------
+def atomic_write(path, write):
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "wb") as fh:
+        write(fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def csv_line(row, columns):
+    return ",".join(_fmt(row.get(c)) for c in columns) + "\n"
+
+
+def _fmt(v):
+    return "" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.6g}" if isinstance(v, float) else str(v)
+
+
+def read_progress(path, last_update):
+    """progress.csv's rows up to `last_update` (later ones are redone); a line cut by a kill is dropped."""
+    if not os.path.exists(path):
+        return []
+    with open(path) as fh:
+        rows = [r for r in csv.DictReader(fh) if None not in r.values() and r["update"].isdigit()]
+    return [r for r in rows if int(r["update"]) <= last_update]
+
+
+INTERRUPTED = []  # set by Ctrl-C: the loop finishes its update, saves, and exits with code 130
+
+
+def on_ctrl_c(signum, frame):
+    INTERRUPTED.append(True)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C stops at once
+    print("\nCtrl-C: saving after this update (press it again to quit without saving)", flush=True)
+
+
+def main(args: Args):
+    spec = envs.get_spec(args.env)
+    torch.set_num_threads(args.threads)
+    device = torch.device("cuda" if args.cuda else "cpu")
+    if args.run_dir is None:
+        args.run_dir = os.path.join("runs", f"{args.env}__{METHOD}__{args.seed}__{int(time.time())}")
+    os.makedirs(args.run_dir, exist_ok=True)
+    for stale in glob.glob(os.path.join(args.run_dir, "*.tmp*")):  # left behind by a kill during a write
+        os.remove(stale)
+    K = spec.episodes_per_task
+    columns = (["update", "global_step", "return"] + [f"return_ep{k + 1}" for k in range(K)] +
+               ["success", "episodes", "sps", "policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac",
+                "latent_grad_norm", "grad_norm", "encoder_grad_norm", "elbo_reconstruction", "elbo_kl", "task_loss",
+                "pretraining", "lr", "time"])
+
+    # ------------------------------------------------------------------ env setup
+    torch.manual_seed(args.seed)
+    np.random.seed(args.seed)
+    vec, next_obs, reset_info = envs.make_vec(args.env, args.num_envs, args.seed)
+    obs_dim = vec.single_observation_space.shape[0]
+    action_space = vec.single_action_space
+    agent = Agent(obs_dim, action_space, spec, args).to(device)
+    vae_modules = ("encoder.", "decoders.", "task_decoder.")
+    policy_params = [p for name, p in agent.named_parameters() if not name.startswith(vae_modules)]
+    vae_params = [p for name, p in agent.named_parameters() if name.startswith(vae_modules)]
+    # Two Adams (the reference's): the policy's with the env's eps, the VAE's with its own lr and eps 1e-8.
+    optimizer = torch.optim.Adam(policy_params, lr=args.lr, eps=args.adam_eps, fused=True)  # fused: one kernel
+    vae_optimizer = torch.optim.Adam(vae_params, lr=args.vae_lr, eps=1e-8, fused=True)
+    reward_rms = RunningMeanStd().to(device)  # rewards for PPO / running std of the discounted return
+    act_dim = 1 if agent.discrete else action_space.shape[0]
+    H = K * spec.steps_per_episode  # the longest meta-episode
+    buffer = TrajectoryBuffer(args.vae_buffer, H, obs_dim, act_dim, spec.env_id.startswith("GridWorld"), spec.task_dim)
+    batch = args.num_envs * args.num_steps
+    num_updates = max(1, args.total_timesteps // batch)
+    N, T = args.num_envs, args.num_steps
+
+    # What carries over from one rollout to the next (and into checkpoints).
+    carry = dict(obs=torch.as_tensor(next_obs, device=device), h=torch.zeros(N, args.gru_size, device=device),
+                 prev_action=torch.zeros(N, act_dim, device=device), prev_reward=torch.zeros(N, device=device),
+                 new_task=torch.ones(N, device=device), disc_return=torch.zeros(N, device=device),
+                 task=torch.as_tensor(reset_info["task"], dtype=torch.float32, device=device),
+                 meta_return=np.zeros(N), ep_returns=np.zeros((N, K)), ep_index=np.zeros(N, dtype=int),
+                 stage=dict(obs=np.zeros((N, H + 1, obs_dim), np.float32), actions=np.zeros((N, H, act_dim), np.float32),
+                            rewards=np.zeros((N, H), np.float32), cells=np.zeros((N, H), np.int64), t=np.zeros(N, int)))
+    rows, start_update, elapsed = [], 0, 0.0  # elapsed: training seconds, summed over resumed sessions
+    progress_csv = os.path.join(args.run_dir, "progress.csv")
+    if args.resume:
+        path = os.path.join(args.run_dir, "checkpoint.pt")
+        try:
+            ckpt = torch.load(path, map_location=device, weights_only=False)
+            agent.load_state_dict(ckpt["agent"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+            vae_optimizer.load_state_dict(ckpt["vae_optimizer"])
+            reward_rms.load_state_dict(ckpt["reward_rms"])
+            buffer.load_state_dict(ckpt["buffer"])
+        except Exception as e:  # truncated, empty, garbage, or another script's checkpoint
+            sys.exit(f"{METHOD}: cannot resume: {path} is damaged or not a {METHOD}.py checkpoint "
+                     f"({type(e).__name__}); start a new run in another folder")
+        carry, start_update, elapsed = ckpt["carry"], ckpt["update"], ckpt["elapsed"]
+        torch.set_rng_state(ckpt["torch_rng"])
+        np.random.set_state(ckpt["numpy_rng"])
+        if ckpt["env_state"] is not None:
+            vec.set_state(ckpt["env_state"])
+        else:  # envs that cannot restore their state start new meta-episodes here
+            vec.close()
+            vec, next_obs, reset_info = envs.make_vec(args.env, args.num_envs, args.seed + start_update)
+            carry.update(obs=torch.as_tensor(next_obs, device=device), new_task=torch.ones(N, device=device),
+                         task=torch.as_tensor(reset_info["task"], dtype=torch.float32, device=device))
+            carry["stage"]["t"][:] = 0
+        rows = read_progress(progress_csv, start_update)
+        if [int(r["update"]) for r in rows] != list(range(1, start_update + 1)):
+            print(f"warning: {progress_csv} lacks some of updates 1-{start_update} (written by an older version?)")
+        print(f"resuming {args.run_dir} at update {start_update}/{num_updates}", flush=True)
+    atomic_write(progress_csv, lambda fh: fh.write("".join([",".join(columns) + "\n"] +
+                                                           [csv_line(r, columns) for r in rows]).encode()))
+    session_start = elapsed
+    config = dataclasses.asdict(args) | {"resume": None, "stop_after": 0, "method": METHOD}
+    atomic_write(os.path.join(args.run_dir, "config.json"), lambda fh: fh.write(json.dumps(config, indent=1).encode()))
+    print(f"{METHOD} {args.env}: {num_updates} updates of {batch:,} frames, logs in {args.run_dir}", flush=True)
+    try:
+        from torch.utils.tensorboard import SummaryWriter  # optional
+
+        writer = SummaryWriter(args.run_dir)
+    except ImportError:
+        writer = None
+
+    def save(update, path="checkpoint.pt"):
+        state = dict(agent=agent.state_dict(), optimizer=optimizer.state_dict(), reward_rms=reward_rms.state_dict(),
+                     vae_optimizer=vae_optimizer.state_dict(), buffer=buffer.state_dict(),
+                     carry=carry, update=update, elapsed=elapsed, torch_rng=torch.get_rng_state(),
+                     numpy_rng=np.random.get_state(), env_state=vec.get_state(), args=dataclasses.asdict(args))
+        atomic_write(os.path.join(args.run_dir, path), lambda fh: torch.save(state, fh))
+
+    # Rollout storage: (T, N, ...) per env sequence.
+    obs_buf = torch.zeros(T, N, obs_dim, device=device)
+    prev_action_buf = torch.zeros(T, N, act_dim, device=device)
+    prev_reward_buf = torch.zeros(T, N, device=device)
+    new_task_buf = torch.zeros(T, N, device=device)
+    actions_buf = torch.zeros((T, N) if agent.discrete else (T, N, act_dim), device=device)
+    logprob_buf, value_buf, reward_buf, ended_buf = (torch.zeros(T, N, device=device) for _ in range(4))
+    latent_buf = torch.zeros(T, N, 2 * args.latent_dim, device=device)  # the beliefs the policy acted on
+    task_buf = torch.zeros(T, N, spec.task_dim, device=device)  # c_M, which the policy reads in pre-training
+    last_print = time.time()
+
+    def hard_reset():
+        """TI+HN (--pp false): after pre-training every policy parameter except g's layer starts again from
+        a second, independent initialisation, so Bias-HyperInit holds again; the optimiser's state is kept."""
+        fresh = Agent(obs_dim, action_space, spec, args).to(device)
+        with torch.no_grad():
+            for (name, p), q in zip(agent.named_parameters(), fresh.parameters()):
+                if not name.startswith(vae_modules + ("task_embed.",)):
+                    p.copy_(q)
+
+    for update in range(start_update + 1, num_updates + 1):
+        t0 = time.time()
+        lr = args.lr * (1.0 - (update - 1) / num_updates) if args.anneal_lr else args.lr
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        # Multi-task pre-training: the policy is told the task (g). After it g is frozen: nothing reads it with
+        # gradient any more (the task target is computed without), so Adam skips it, and its normaliser is
+        # updated only in pre-training.
+        pretraining = update <= args.pretrain_updates
+        if update == args.pretrain_updates + 1 and args.pretrain_updates and not args.pp:
+            hard_reset()
+        h = carry["h"]
+        finished_meta, finished_eps, finished_success = [], [], []
+
+        # ------------------------------------------------------------------ rollout
+        for t in range(T):
+            obs_buf[t], prev_action_buf[t] = carry["obs"], carry["prev_action"]
+            prev_reward_buf[t], new_task_buf[t], task_buf[t] = carry["prev_reward"], carry["new_task"], carry["task"]
+            with torch.no_grad():
+                latent, h = agent.encoder(obs_buf[t:t + 1], prev_action_buf[t:t + 1], prev_reward_buf[t:t + 1],
+                                          new_task_buf[t:t + 1], h)
+                dist, value = agent.heads(latent[0], obs_buf[t], task_buf[t] if pretraining else None)
+                latent_buf[t] = latent[0]
+                action = dist.sample()
+                logprob = dist.log_prob(action)
+            actions_buf[t] = action
+            logprob_buf[t] = logprob if agent.discrete else logprob.sum(-1)
+            value_buf[t] = value
+            env_action = action.cpu().numpy()
+            if not agent.discrete:
+                env_action = np.clip(env_action, action_space.low, action_space.high)
+            next_obs, reward, terminated, truncated, info = vec.step(env_action)
+            ended = terminated | truncated
+            r = torch.as_tensor(reward, dtype=torch.float32, device=device)
+            norm_r = scale_reward(r, torch.as_tensor(ended, device=device), carry["disc_return"], reward_rms, args.gamma)
+            a_in = action.float().view(N, act_dim) if agent.discrete else torch.as_tensor(env_action, device=device)
+            if truncated.any():  # a time limit is not an end: bootstrap from the last observation
+                idx = torch.as_tensor(np.flatnonzero(truncated), device=device)
+                with torch.no_grad():
+                    fin = torch.as_tensor(info["final_obs"], device=device)[idx]
+                    lf, _ = agent.encoder(fin[None], a_in[idx][None], r[idx][None],
+                                          torch.zeros(1, len(idx), device=device), h[idx])
+                    _, vf = agent.heads(lf[0], fin, task_buf[t][idx] if pretraining else None)
+                norm_r[idx] += args.gamma * vf
+            reward_buf[t], ended_buf[t] = norm_r, torch.as_tensor(ended, dtype=torch.float32, device=device)
+
+            # The VAE's data: the meta-episode so far; a finished one goes to the buffer whole.
+            stage, i_n = carry["stage"], np.arange(N)
+            stage["obs"][i_n, stage["t"]], stage["actions"][i_n, stage["t"]] = obs_buf[t].cpu().numpy(), a_in.cpu().numpy()
+            stage["rewards"][i_n, stage["t"]], stage["cells"][i_n, stage["t"]] = reward, info.get("cell", 0)
+            stage["t"] += 1
+            for i in np.flatnonzero(ended):
+                stage["obs"][i, stage["t"][i]] = info["final_obs"][i]
+                buffer.add(stage["obs"][i], stage["actions"][i], stage["rewards"][i], stage["cells"][i], stage["t"][i],
+                           task_buf[t, i].cpu().numpy())
+                stage["t"][i] = 0
+
+            # Next step's inputs: a new task starts with a zero hidden state and no previous action.
+            done_t = torch.as_tensor(ended, dtype=torch.float32, device=device)
+            carry["obs"] = torch.as_tensor(next_obs, device=device)
+            carry["prev_action"] = a_in * (1.0 - done_t).unsqueeze(1)
+            carry["prev_reward"] = r * (1.0 - done_t)
+            carry["new_task"] = done_t
+            carry["task"] = torch.as_tensor(info["task"], dtype=torch.float32, device=device)  # (a new one if ended)
+
+            # Bookkeeping of returns: per meta-episode and per inner episode (adaptation, ep1..epK).
+            carry["meta_return"] += reward
+            carry["ep_returns"][np.arange(N), np.minimum(carry["ep_index"], K - 1)] += reward
+            inner_end = ended | ((next_obs[:, -1] == 1) if K > 1 else ended)
+            carry["ep_index"] += inner_end
+            if "success" in info:  # ML10: Meta-World's flag, "solved at some step of this inner episode"
+                finished_success.extend(info["success"][inner_end])
+            for i in np.flatnonzero(ended):
+                finished_meta.append(carry["meta_return"][i])
+                finished_eps.append(carry["ep_returns"][i].copy())
+                carry["meta_return"][i], carry["ep_returns"][i], carry["ep_index"][i] = 0.0, 0.0, 0
+        carry["h"] = h
+
+        # ------------------------------------------------------------------ GAE across the meta-episode
+        with torch.no_grad():
+            ln, _ = agent.encoder(carry["obs"][None], carry["prev_action"][None], carry["prev_reward"][None],
+                                  carry["new_task"][None], h)
+            _, next_value = agent.heads(ln[0], carry["obs"], carry["task"] if pretraining else None)
+            advantages = compute_gae(reward_buf, value_buf, ended_buf, next_value, args.gamma, args.gae_lambda)
+            returns = advantages + value_buf
+            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+
+        # ------------------------------------------------------------------ PPO update (full BPTT)
+        stats = {k: [] for k in ("policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac",
+                                 "latent_grad_norm", "grad_norm", "encoder_grad_norm", "elbo_reconstruction", "elbo_kl",
+                                 "task_loss")}
+        envs_per_mb = N // args.num_minibatches
+        for _ in range(args.update_epochs):
+            perm = torch.randperm(N)
+            for start in range(0, N, envs_per_mb):
+                mb = perm[start:start + envs_per_mb]
+                latent = latent_buf[:, mb].requires_grad_()  # the stored beliefs: PPO never trains the encoder
+                dist, value = agent.heads(latent.flatten(0, 1), obs_buf[:, mb].flatten(0, 1),
+                                          task_buf[:, mb].flatten(0, 1) if pretraining else None)
+                act = actions_buf[:, mb].flatten(0, 1)
+                logprob = dist.log_prob(act) if agent.discrete else dist.log_prob(act).sum(-1)
+                entropy = dist.entropy() if agent.discrete else dist.entropy().sum(-1)
+                loss, pg_loss, v_loss, ratio = ppo_loss(
+                    logprob, logprob_buf[:, mb].flatten(), advantages[:, mb].flatten(), value,
+                    value_buf[:, mb].flatten(), returns[:, mb].flatten(), entropy, args.clip_coef, args.vf_coef,
+                    args.ent_coef)
+                if not torch.isfinite(loss):
+                    save(update, "checkpoint_nan.pt")
+                    sys.exit(f"{METHOD}: non-finite loss at update {update}; the state at that point is in "
+                             f"{os.path.join(args.run_dir, 'checkpoint_nan.pt')} (try a lower --lr)")
+                # Fig. 11: per sample, the norm of d(sum of values)/d latent (the reference's get_mean_grad_norm);
+                # 0 in pre-training, where the policy does not read the latent
+                dv_dlatent, = torch.autograd.grad(value.sum(), latent, retain_graph=True, materialize_grads=True)
+                optimizer.zero_grad()
+                loss.backward()
+                grad_norm = nn.utils.clip_grad_norm_(policy_params, args.max_grad_norm)
+                optimizer.step()
+                with torch.no_grad():
+                    stats["policy_loss"].append(pg_loss.item())
+                    stats["value_loss"].append(v_loss.item())
+                    stats["entropy"].append(entropy.mean().item())
+                    stats["approx_kl"].append(((ratio - 1) - ratio.log()).mean().item())
+                    stats["clipfrac"].append(((ratio - 1).abs() > args.clip_coef).float().mean().item())
+                    stats["latent_grad_norm"].append(dv_dlatent.norm(dim=-1).mean().item())
+                    stats["grad_norm"].append(grad_norm.item())
+        agent.obs_rms.update(obs_buf)  # after the update, so rollout and update saw the same statistics
+        agent.latent_rms.update(latent_buf)
+        if pretraining:
+            agent.task_rms.update(task_buf)
+
+        # ------------------------------------------------------------------ VAE update: ELBO and task inference
+        # (no pre-collection: the first rollouts fill the buffer; TI+HN's encoder is frozen in pre-training)
+        for _ in range(args.vae_updates if buffer.size and (args.pp or not pretraining) else 0):
+            episodes = buffer.sample(args.vae_batch, device)
+            with torch.no_grad():  # the target: g of each meta-episode's task, or the weights generated for it
+                g = agent.task_input(episodes["task"])
+                target = agent.policy_weights(g) if args.target == "weights" else g
+            loss, rec, kl, ti = elbo(agent, episodes, vae_settings(args.env), args.kl_weight, K > 1, target,
+                                     args.recon_coef, args.task_coef)
+            vae_optimizer.zero_grad()
+            loss.backward()
+            stats["encoder_grad_norm"].append(nn.utils.clip_grad_norm_(vae_params, math.inf).item())  # not clipped
+            vae_optimizer.step()
+            stats["elbo_reconstruction"].append(rec.item())
+            stats["elbo_kl"].append(kl.item())
+            stats["task_loss"].append(ti.item())
+
+        # ------------------------------------------------------------------ logging
+        elapsed += time.time() - t0
+        row = {"update": update, "global_step": update * batch, "episodes": len(finished_meta),
+               "return": float(np.mean(finished_meta)) if finished_meta else None,
+               "success": float(np.mean(finished_success)) if finished_success else None, "pretraining": int(pretraining),
+               "sps": int((update - start_update) * batch / max(elapsed - session_start, 1e-9)),
+               "lr": lr, "time": round(elapsed, 2)} | {k: float(np.mean(v)) if v else None for k, v in stats.items()}
+        for k in range(K):
+            row[f"return_ep{k + 1}"] = float(np.mean([e[k] for e in finished_eps])) if finished_eps else None
+        rows.append(row)
+        with open(progress_csv, "a") as fh:  # one line per update, before the checkpoint that covers it
+            fh.write(csv_line(row, columns))
+        if writer is not None:
+            for k, v in row.items():
+                if isinstance(v, float):
+                    writer.add_scalar(k, v, row["global_step"])
+        if update % args.log_every == 0 or update == num_updates or time.time() - last_print > 30:
+            last_print = time.time()
+            eta = (num_updates - update) * batch / max(row["sps"], 1)
+            eps = " ".join(_fmt(row[f"return_ep{k + 1}"]) for k in range(K))
+            print(f"{METHOD} {args.env} | update {update}/{num_updates} | frames {row['global_step']:,} | "
+                  f"sps {row['sps']:,} | eta {eta / 60:.1f}m | return {_fmt(row['return'])} | per episode {eps} | "
+                  f"latent grad {row['latent_grad_norm']:.3g}", flush=True)
+        if update == num_updates or (args.save_every and update % args.save_every == 0) or INTERRUPTED:
+            save(update)
+        if INTERRUPTED and update < num_updates:
+            vec.close()
+            print(f"interrupted after update {update}/{num_updates}, saved; continue with: "
+                  f"python {METHOD}.py --resume {args.run_dir}", flush=True)
+            sys.exit(130)
+        if args.stop_after and update - start_update >= args.stop_after and update < num_updates:
+            print(f"stopping after {args.stop_after} updates (--stop-after); resume with --resume {args.run_dir}")
+            vec.close()
+            return None
+    vec.close()
+    if writer is not None:
+        writer.close()
+    recent = [float(r["return"]) for r in rows[-max(1, len(rows) // 10):] if r["return"] not in (None, "")]
+    summary = {"method": METHOD, "env": args.env, "seed": args.seed, "lr": args.lr, "updates": num_updates,
+               "global_step": num_updates * batch, "final_return": float(np.mean(recent)) if recent else None,
+               "sps": rows[-1]["sps"] if rows else None}
+    atomic_write(os.path.join(args.run_dir, "summary.json"), lambda fh: fh.write(json.dumps(summary).encode()))
+    print(f"done: {json.dumps(summary)}", flush=True)
+    return summary
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGINT, on_ctrl_c)
+    main(parse_args())
