@@ -63,6 +63,27 @@ class ShuffledRewards:
         return obs, self.rng.permutation(reward), term, trunc, info
 
 
+def shuffle_rewards(monkeypatch):
+    """From here on envs.make_vec builds ShuffledRewards worlds (for a broken learner's run)."""
+    real = envs.make_vec
+
+    def shuffled(*a, **k):
+        vec, obs, info = real(*a, **k)
+        return ShuffledRewards(vec), obs, info
+
+    monkeypatch.setattr(envs, "make_vec", shuffled)
+
+
+def assert_same_curve(full, cut, updates):
+    """Two runs' logs agree row for row (timings aside), and the cut one holds each update once."""
+    a_rows, b_rows = rows(full), rows(cut)
+    assert [r["update"] for r in b_rows] == [str(u) for u in range(1, updates + 1)]
+    for a, b in zip(a_rows, b_rows):
+        for k in a:
+            if k not in ("sps", "time"):
+                assert a[k] == b[k], (k, a[k], b[k])
+
+
 def learn_args(method):
     return ["--env", "gridworld", "--seed", "73", "--lr", "1e-3", "--total-timesteps", str(LEARN_FRAMES[method])]
 
@@ -75,13 +96,7 @@ def test_learns_gridworld(method, tmp_path):
 
 
 def test_broken_learner_fails_the_bar(tmp_path, monkeypatch):
-    real = envs.make_vec
-
-    def shuffled(*a, **k):
-        vec, obs, info = real(*a, **k)
-        return ShuffledRewards(vec), obs, info
-
-    monkeypatch.setattr(envs, "make_vec", shuffled)
+    shuffle_rewards(monkeypatch)
     run("rnn_hn", *learn_args("rnn_hn"), tmp_path=tmp_path)
     assert late_return(tmp_path / "run") < min(LEARN_THRESHOLD.values())
 
@@ -187,12 +202,7 @@ def test_resume_gives_the_same_curve(method, tmp_path):
     assert len(rows(tmp_path / "cut")) == 5
     mod = importlib.import_module(method)
     mod.main(mod.parse_args(["--resume", str(tmp_path / "cut"), "--log-every", "1000"]))
-    full, cut = rows(tmp_path / "full"), rows(tmp_path / "cut")
-    assert [r["update"] for r in cut] == [str(u) for u in range(1, 9)]
-    for a, b in zip(full, cut):
-        for k in a:
-            if k not in ("sps", "time"):
-                assert a[k] == b[k], (k, a[k], b[k])
+    assert_same_curve(tmp_path / "full", tmp_path / "cut", 8)
 
 
 def test_sigkill_then_resume_logs_every_update_once(tmp_path):

@@ -12,7 +12,7 @@ import torch
 import envs
 import ti
 import ti_pp_hn
-from test_methods import ShuffledRewards
+from test_methods import assert_same_curve, record_ratios, shuffle_rewards
 
 
 def rows(path):
@@ -156,13 +156,7 @@ LEARN = {"ti_pp_hn": (["--env", "gridworld", "--seed", "73", "--lr", "1e-3", "--
 @pytest.mark.parametrize("shuffled", [False, True])
 def test_learns_and_shuffled_rewards_do_not(name, shuffled, tmp_path, monkeypatch):
     if shuffled:
-        real = envs.make_vec
-
-        def shuffle(*a, **k):
-            vec, obs, info = real(*a, **k)
-            return ShuffledRewards(vec), obs, info
-
-        monkeypatch.setattr(envs, "make_vec", shuffle)
+        shuffle_rewards(monkeypatch)
     argv, bar = LEARN[name]
     run(importlib.import_module(name), *argv, tmp_path=tmp_path)
     late = float(np.mean([float(r["return"]) for r in rows(tmp_path / "run")[-5:]]))
@@ -176,12 +170,7 @@ def test_resume_across_the_switch_gives_the_same_curve(mod, tmp_path):
     run(mod, *common, tmp_path=tmp_path, name="full")
     run(mod, *common, "--stop-after", "4", tmp_path=tmp_path, name="cut")  # the checkpoint is the pre-trained one
     mod.main(mod.parse_args(["--resume", str(tmp_path / "cut"), "--log-every", "1000"]))
-    full, cut = rows(tmp_path / "full"), rows(tmp_path / "cut")
-    assert [r["update"] for r in cut] == [str(u) for u in range(1, 7)]
-    for a, b in zip(full, cut):
-        for k in a:
-            if k not in ("sps", "time"):
-                assert a[k] == b[k], (k, a[k], b[k])
+    assert_same_curve(tmp_path / "full", tmp_path / "cut", 6)
 
 
 @pytest.mark.parametrize("name,env", [("ti_pp_hn", e) for e in envs.ENVS] + [("ti", "walker"), ("ti", "mc-ls")])
@@ -189,13 +178,7 @@ def test_every_env_rollout_and_update_agree_in_both_phases(name, env, tmp_path, 
     # One update of pre-training and one of inference (2 envs x 200 steps each): the first minibatch of
     # each has ratio 1; the task loss is finite once the VAE trains.
     mod = importlib.import_module(name)
-    ratios, real = [], mod.ppo_loss
-
-    def recording(logprob, old_logprob, *rest):
-        ratios.append((logprob - old_logprob).detach().exp())
-        return real(logprob, old_logprob, *rest)
-
-    monkeypatch.setattr(mod, "ppo_loss", recording)
+    ratios = record_ratios(monkeypatch, mod)
     args, summary = run(mod, "--env", env, "--num-envs", "2", "--num-minibatches", "1", "--num-steps", "200",
                         "--total-timesteps", "800", "--vae-batch", "2", "--pretrain-updates", "1", tmp_path=tmp_path)
     per_update = args.update_epochs * args.num_minibatches
