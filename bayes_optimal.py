@@ -2,6 +2,9 @@
 
     python bayes_optimal.py            # prints the values and writes results/bayes_optimal.json
 
+It also writes each inner episode's expected return under a Bayes-optimal policy (`per_episode`), which
+plot.py marks on the adaptation figure.
+
 An agent that knows the task distribution (21 goals, uniform) but not the goal maximises the expected
 return of the 4 x 15-step meta-episode. Facts used (rules in envs.py):
 - Once the goal is known, the best an episode can do is walk the shortest path (d = x + y steps from
@@ -95,6 +98,28 @@ def dense_q(e, t, pos, belief, move):
     return sum(len(gs) * (r + dense_value(e, t + 1, nxt, tuple(gs))) for r, gs in groups.items()) / len(belief)
 
 
+def dense_move(e, t, pos, belief):
+    """The expectimax policy's move; with the goal known, a step along the shortest path."""
+    if len(belief) == 1:
+        nxt = toward(pos, belief[0])
+        return (nxt[0] - pos[0], nxt[1] - pos[1])
+    return max(MOVES, key=lambda m: dense_q(e, t, pos, belief, m))
+
+
+def dense_episodes(goal):
+    """The expectimax policy's return in each inner episode when the goal is `goal` (the model's rules)."""
+    belief, returns = tuple(GOALS), []
+    for e in range(1, E + 1):
+        pos, total = (0, 0), 0.0
+        for t in range(T):
+            pos = step(pos, dense_move(e, t, pos, belief))
+            r = reward(pos, goal, dense=True)
+            belief = tuple(b for b in belief if abs(reward(pos, b, dense=True) - r) < 1e-9)
+            total += r
+        returns.append(total)
+    return returns
+
+
 @functools.lru_cache(maxsize=None)
 def dense_value(e, t, pos, belief):
     """Expected return from step t (taken) of episode e at `pos`, Bayes-optimal from here."""
@@ -156,6 +181,14 @@ def relaxation_bound(first_step=1, fallback=None):
     return hungarian_max(w) / len(GOALS)
 
 
+def episodes_after_finding(e_found, t_found, d):
+    """Each inner episode's return when the goal (at distance d) is first found at step t_found of episode
+    e_found (None: never): -1.5 before, 16.1 - 1.1 t that episode, 16.1 - 1.1 d after (`found_value`)."""
+    if e_found is None:
+        return [-1.5] * E
+    return [-1.5 if e < e_found else 16.1 - 1.1 * (t_found if e == e_found else d) for e in range(1, E + 1)]
+
+
 def show_values():
     """(look first, upper bound on any policy whose first step leaves the start cell)."""
     look = np.mean([-0.1 + known_value(1, 1, (0, 0), g) for g in GOALS])
@@ -164,7 +197,8 @@ def show_values():
 
 
 def plain_lower_bound(width=20000):
-    """Beam search over the 60 steps of a search plan; returns the exact value of the best plan found."""
+    """Beam search over the 60 steps of a search plan; returns the exact value of the best plan found and
+    that plan, the cell (x * 5 + y) it visits at each step of each episode, (E, T)."""
     goal_index = np.full(25, -1)
     for i, g in enumerate(GOALS):
         goal_index[g[0] * 5 + g[1]] = i
@@ -172,6 +206,7 @@ def plain_lower_bound(width=20000):
     dist_to = np.array([[abs(c[0] - g[0]) + abs(c[1] - g[1]) for g in GOALS] for c in CELLS])
     d_goal = np.array([DIST[g] for g in GOALS])
     pos, mask, acc = np.zeros(1, int), np.zeros(1, np.int64), np.zeros(1)
+    paths = np.zeros((1, 0), np.int8)
     bits = 1 << np.arange(len(GOALS), dtype=np.int64)
     for e in range(1, E + 1):
         pos[:] = 0
@@ -193,12 +228,20 @@ def plain_lower_bound(width=20000):
             keep = order[first]
             keep = keep[np.argsort(-score[keep])[:width]]
             pos, mask, acc = pos2[keep], mask2[keep], acc2[keep]
+            paths = np.concatenate([np.repeat(paths, len(MOVES), 0)[keep], pos2[keep, None].astype(np.int8)], 1)
     found = np.array([bin(int(m)).count("1") for m in mask])
-    return float(np.max((acc - 6.0 * (len(GOALS) - found)) / len(GOALS)))
+    value = (acc - 6.0 * (len(GOALS) - found)) / len(GOALS)
+    return float(np.max(value)), paths[np.argmax(value)].reshape(E, T)
+
+
+def plan_episodes(plan, goal):
+    """Each inner episode's return when following `plan` until the goal shows, then the shortest path."""
+    hits = [(e + 1, t + 1) for e in range(E) for t in range(T) if plan[e, t] == goal[0] * 5 + goal[1]]
+    return episodes_after_finding(*(hits[0] if hits else (None, None)), DIST[goal])
 
 
 def main():
-    lower, upper = plain_lower_bound(), relaxation_bound()
+    (lower, plan), upper = plain_lower_bound(), relaxation_bound()
     assert lower <= upper + 1e-9
     print(f"gridworld: plan {lower:.4f}, upper bound {upper:.4f}" + (" -> exact" if upper - lower < 1e-9 else ""))
     look, move_first = show_values()
@@ -209,8 +252,14 @@ def main():
     oracle = [np.mean([known_value(1, 0, (0, 0), g, rule) for g in GOALS]) for rule in (False, True)]
     print(f"for reference, knowing the goal from the start: {oracle[0]:.4f} (Dense {oracle[1]:.4f})")
     # upper bounds where not exact, so "% of Bayes-optimal" never flatters an agent
+    per_episode = {"gridworld": np.mean([plan_episodes(plan, g) for g in GOALS], 0),
+                   "gridworld-show": np.mean([episodes_after_finding(1, DIST[g] + 1, DIST[g]) for g in GOALS], 0),
+                   "gridworld-dense": np.mean([dense_episodes(g) for g in GOALS], 0)}
+    for name, values in per_episode.items():
+        print(f"{name} per inner episode: " + " / ".join(f"{v:.4f}" for v in values))
     out = {"gridworld": round(upper, 4), "gridworld-show": round(max(look, move_first), 4),
-           "gridworld-dense": round(dense, 4)}
+           "gridworld-dense": round(dense, 4),
+           "per_episode": {name: [round(float(v), 4) for v in values] for name, values in per_episode.items()}}
     os.makedirs("results", exist_ok=True)
     with open("results/bayes_optimal.json.tmp", "w") as fh:
         json.dump(out, fh, indent=1)

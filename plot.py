@@ -3,6 +3,7 @@
     python plot.py results/gridworld                 # every run folder below it
     python plot.py runs/gridworld__rnn_hn__73__* --out figs
     python plot.py results/gridworld --finished      # leave out runs still in progress
+    python plot.py results/gridworld --methods rnn,rnn_s,rnn_hn --prefix fig9_   # some methods, own files
 
 Reads run folders (those with progress.csv and config.json), groups the finished ones (summary.json)
 by env and method (`rnn_hn-kaiming` for the Kaiming ablation) and learning rate, counting each seed
@@ -12,7 +13,8 @@ writes to --out (runs in progress are drawn apart, dotted, one line each, and li
   returns.png      mean meta-episode return vs frames, one panel per env (dashed: Bayes-optimal, when
                    results/bayes_optimal.json beside this file has the env)
   grad_norm.png    latent gradient norm vs frames (the paper's Figure 11)
-  adaptation.png   return of each inner episode (ep1..epK) late in training, per method
+  adaptation.png   return of each inner episode (ep1..epK) late in training, per method (black bars:
+                   a Bayes-optimal policy's expected return in each episode)
   summary.md       table: method, best lr, seeds, final return mean [68% CI], and the greedy evaluation
                    return of the final policies when evaluate.py has written eval.json; then every learning rate
                    with its selection score (the whole-curve mean), so the choice can be checked
@@ -32,7 +34,7 @@ from collections import defaultdict
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-CAPTION = "curves: mean over seeds of a trailing moving average over 10% of the points; bands: 68% bootstrap CI over seeds"
+CAPTION = "curves: seed mean, trailing average over 10% of points; bands: 68% bootstrap CI over seeds"
 
 
 def bootstrap_ci(values, level=0.68, n_boot=10000, seed=0):
@@ -162,10 +164,17 @@ def main(argv=None):
     parser.add_argument("--bayes", default=os.path.join(HERE, "results", "bayes_optimal.json"),
                         help="Bayes-optimal returns per env (default: results/bayes_optimal.json beside plot.py)")
     parser.add_argument("--finished", action="store_true", help="leave out runs still in progress (no summary.json)")
+    parser.add_argument("--methods", default=None, help="comma-separated methods to draw (names as in the table, "
+                                                        "e.g. rnn,rnn_s,rnn_hn,rnn_hn-kaiming,vi,ti_naive); default: all")
+    parser.add_argument("--prefix", default="", help="prefix of the output file names, e.g. fig9_")
     args = parser.parse_args(argv)
     runs = load_runs(args.paths, args.finished)
+    if args.methods:
+        wanted = args.methods.split(",")
+        runs = sorted((r for r in runs if r["method"] in wanted), key=lambda r: wanted.index(r["method"]))
     if not runs:
-        parser.error(f"no run folders (with progress.csv and config.json) under {' '.join(args.paths)}")
+        parser.error(f"no run folders (with progress.csv and config.json{' of ' + args.methods if args.methods else ''}) "
+                     f"under {' '.join(args.paths)}")
     groups, duplicates = group_runs(runs)
     for (env, method, lr), seeds in sorted(duplicates.items()):
         print(f"warning: {env} {method} lr {lr:g}: more than one run of seed(s) {sorted(set(seeds))}; "
@@ -191,8 +200,10 @@ def main(argv=None):
              "| greedy eval return (mean [68% CI]) | % of Bayes-optimal |", "|---|---|---|---|---|---|---|---|---|"]
     figs = {name: plt.subplots(1, len(env_names), figsize=(5 * len(env_names), 3.8), squeeze=False)
             for name in ("returns", "grad_norm")}
+    order = list(dict.fromkeys(r["method"] for r in runs))  # --methods' order, else the folders'
+    by_order = sorted(best.items(), key=lambda item: (item[0][0], order.index(item[0][1])))
     for j, env in enumerate(env_names):
-        for (e, method), lr in sorted(best.items()):
+        for (e, method), lr in by_order:
             if e != env:
                 continue
             group = groups[(env, method, lr)]
@@ -226,12 +237,12 @@ def main(argv=None):
     for name, (fig, _) in figs.items():
         fig.text(0.5, 0.01, CAPTION, ha="center", fontsize=7)
         fig.tight_layout(rect=(0, 0.04, 1, 1))
-        fig.savefig(os.path.join(out, f"{name}.png"), dpi=120)
+        fig.savefig(os.path.join(out, f"{args.prefix}{name}.png"), dpi=120)
 
     # adaptation: per inner episode, the late-training return of each best-lr method
     fig, axes = plt.subplots(1, len(env_names), figsize=(5 * len(env_names), 3.8), squeeze=False)
     for j, env in enumerate(env_names):
-        for (e, method), lr in sorted(best.items()):
+        for (e, method), lr in by_order:
             group = groups[(e, method, lr)] if e == env else []
             if not group or group[0]["eps"] is None:
                 continue
@@ -241,13 +252,17 @@ def main(argv=None):
             axes[0, j].errorbar(k, late.mean(0), yerr=[late.mean(0) - cis[:, 0], cis[:, 1] - late.mean(0)],
                                 marker="o", capsize=3,
                                 label=f"{method} (lr {lr:g}, {len(group)} seed{'s' if len(group) > 1 else ''})")
+        per_episode = bayes.get("per_episode", {}).get(env)
+        if per_episode:
+            axes[0, j].plot(np.arange(1, len(per_episode) + 1), per_episode, "k_", markersize=22, mew=2,
+                            label="Bayes-optimal")
         axes[0, j].set(title=env, xlabel="inner episode", ylabel="return (last 10% of training)")
         axes[0, j].xaxis.set_major_locator(plt.MaxNLocator(integer=True))  # episodes are 1..K
         axes[0, j].legend(fontsize=7)
-    fig.text(0.5, 0.01, "points: mean over seeds of the last 10% of updates; bars: 68% bootstrap CI over seeds",
+    fig.text(0.5, 0.01, "points: seed mean over the last 10% of updates; bars: 68% bootstrap CI over seeds",
              ha="center", fontsize=7)
     fig.tight_layout(rect=(0, 0.04, 1, 1))
-    fig.savefig(os.path.join(out, "adaptation.png"), dpi=120)
+    fig.savefig(os.path.join(out, f"{args.prefix}adaptation.png"), dpi=120)
     table += ["", "Every learning rate (score: seed-mean of each curve's average return, the selection rule):", "",
               "| env | method | lr | seeds | score | final return (mean) | greedy eval return (mean) |",
               "|---|---|---|---|---|---|---|"]
@@ -266,11 +281,12 @@ def main(argv=None):
         table += ["", "Runs in progress (drawn dotted in returns.png, not counted above):", "",
                   "| run | frames | return (last 10% of its updates) |", "|---|---|---|"]
         table += [f"| {os.path.basename(r['folder'])} | {r['step'][-1]:.3g} | {late_mean(r['return']):.2f} |" for r in live]
-    with open(os.path.join(out, "summary.md.tmp"), "w") as fh:
+    summary = os.path.join(out, f"{args.prefix}summary.md")
+    with open(summary + ".tmp", "w") as fh:
         fh.write("\n".join(table) + "\n")
-    os.replace(os.path.join(out, "summary.md.tmp"), os.path.join(out, "summary.md"))
+    os.replace(summary + ".tmp", summary)
     print("\n".join(table))
-    print(f"wrote {out}/returns.png, grad_norm.png, adaptation.png, summary.md")
+    print(f"wrote {', '.join(os.path.join(out, args.prefix + n) for n in ('returns.png', 'grad_norm.png', 'adaptation.png', 'summary.md'))}")
 
 
 if __name__ == "__main__":

@@ -46,33 +46,57 @@ def test_known_value_mid_episode_matches_env(variant):
 
 
 def test_dense_expectimax_policy_earns_its_value_in_env():
-    """Play the expectimax's own greedy policy in the real Dense env on every goal: the mean return must
-    be the value it claims (so the model of rewards, moves and beliefs is the env's), and it can be no
-    better than knowing the goal from the start."""
+    """Play the expectimax's own policy in the real Dense env on every goal: each inner episode must earn
+    what the model says (dense_episodes), their mean the value it claims (so the model of rewards, moves
+    and beliefs is the env's), and it can be no better than knowing the goal from the start."""
     goals, returns = tuple(bo.GOALS), []
     for g in bo.GOALS:
         env = envs.GridWorldEnv("dense")
         env.reset(options={"task": g})
-        belief, total = goals, 0.0
+        belief, episodes = goals, []
         for e in range(1, 5):
-            pos = (0, 0)
+            pos, total = (0, 0), 0.0
             for t in range(15):
-                if len(belief) == 1:
-                    nxt = bo.toward(pos, belief[0])
-                    move = (nxt[0] - pos[0], nxt[1] - pos[1])
-                else:
-                    move = max(bo.MOVES, key=lambda m: bo.dense_q(e, t, pos, belief, m))
+                move = bo.dense_move(e, t, pos, belief)
                 obs, r, *_ = env.step(bo.MOVES.index(move))
                 pos = bo.step(pos, move)
                 if t < 14:  # the last step already observes the next episode's start
                     assert tuple(obs[:2]) == pos
                 belief = tuple(b for b in belief if abs(bo.reward(pos, b, dense=True) - r) < 1e-6)
                 total += r
+            episodes.append(total)
         assert belief == (g,)
-        returns.append(total)
+        np.testing.assert_allclose(episodes, bo.dense_episodes(g), atol=1e-5)
+        returns.append(sum(episodes))
     value = bo.dense_value(1, 0, (0, 0), goals)
     assert np.mean(returns) == pytest.approx(value, abs=1e-5)
     assert value < np.mean([bo.known_value(1, 0, (0, 0), g, dense=True) for g in bo.GOALS])
+
+
+def test_plain_plan_per_episode_returns_match_env_and_sum_to_the_value():
+    """Follow the best plan in the real env until the goal shows, then stay (and walk straight in later
+    episodes): each inner episode earns what plan_episodes says, and their mean sums to the exact value."""
+    value, plan = bo.plain_lower_bound()
+    per_goal = []
+    for g in bo.GOALS:
+        env = envs.GridWorldEnv("plain")
+        env.reset(options={"task": g})
+        episodes, found = [], False
+        for e in range(4):
+            pos, total = (0, 0), 0.0
+            for t in range(15):
+                if found:
+                    nxt = bo.toward(pos, g)
+                else:
+                    nxt = divmod(int(plan[e, t]), 5)
+                move = (nxt[0] - pos[0], nxt[1] - pos[1])
+                r = env.step(bo.MOVES.index(move))[1]
+                pos, total = nxt, total + r
+                found = found or r == 1.0
+            episodes.append(total)
+        np.testing.assert_allclose(episodes, bo.plan_episodes(plan, g), atol=1e-5)
+        per_goal.append(episodes)
+    assert np.mean(per_goal, 0).sum() == pytest.approx(value, abs=1e-6)
 
 
 def test_show_look_first_matches_env():
@@ -100,7 +124,7 @@ def test_hungarian_known_answer():
 
 
 def test_plain_bracket_closes():
-    lower, upper = bo.plain_lower_bound(width=5000), bo.relaxation_bound()
+    (lower, _), upper = bo.plain_lower_bound(width=5000), bo.relaxation_bound()
     assert lower <= upper + 1e-9
     assert upper == pytest.approx(37.2143, abs=1e-4)
     assert lower == pytest.approx(upper, abs=1e-6)

@@ -142,3 +142,15 @@ def test_variant_labels():
     assert plot.label({"method": "rnn_hn", "hyper_init": "kaiming"}, "x") == "rnn_hn-kaiming"
     assert plot.label({"method": "ti_pp_hn", "target": "weights"}, "x") == "bi_pp_hn"
     assert plot.label({}, "runs/gridworld__rnn_s__3__17") == "rnn_s"  # configs older than the "method" key
+
+
+def test_methods_filter_order_and_prefix(tmp_path):
+    for method in ("rnn", "rnn_s", "rnn_hn"):
+        write_run(tmp_path, method, 1e-3, 5, slope=1.0)
+    plot.main([str(tmp_path), "--out", str(tmp_path / "figs"), "--methods", "rnn_hn,rnn", "--prefix", "fig9_"])
+    table = (tmp_path / "figs" / "fig9_summary.md").read_text().splitlines()
+    assert [line.split(" | ")[1] for line in table[2:4]] == ["rnn_hn", "rnn"]  # --methods' order, rnn_s left out
+    assert "rnn_s" not in "".join(table)
+    assert all((tmp_path / "figs" / f"fig9_{n}.png").exists() for n in ("returns", "grad_norm", "adaptation"))
+    with pytest.raises(SystemExit):
+        plot.main([str(tmp_path), "--out", str(tmp_path / "figs"), "--methods", "vi"])
