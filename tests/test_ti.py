@@ -199,3 +199,17 @@ def test_evaluate_plays_the_inferred_belief_never_g(mod, tmp_path, monkeypatch):
     res = evaluate.evaluate(str(tmp_path / "run"), meta_episodes=8)
     assert res["method"] == mod.METHOD and np.isfinite(res["return"])
     assert calls and not any(c["task"] for c in calls)
+
+
+@pytest.mark.parametrize("script,argv,needle", [
+    ("ti_pp_hn", ["--target", "theta"], "invalid choice: 'theta' (choose from 'task', 'weights')"),
+    ("ti_pp_hn", ["--hn", "false", "--target", "weights"], "--target weights (BI++HN) needs the hypernetwork"),
+    ("ti", ["--naive", "--pretrain-updates", "5"], "--naive (TI Naive) has no pre-training"),
+    ("vi_hn", ["--vae-batch", "0"], "--vae-batch and --vae-buffer must be > 0"),
+    ("vi_hn", ["--hn", "maybe"], "argument --hn: expected true or false, got 'maybe'"),
+])
+def test_bad_flags_one_line(script, argv, needle):
+    from test_methods import script as run_script
+
+    p = run_script(script, *argv)
+    assert p.returncode == 2 and needle in p.stderr and p.stderr.count("\n") == 1, p.stderr
