@@ -16,8 +16,10 @@ writes to --out (runs in progress are drawn apart, dotted, one line each, and li
   adaptation.png   return of each inner episode (ep1..epK) late in training, per method (black bars:
                    a Bayes-optimal policy's expected return in each episode)
   summary.md       table: method, best lr, seeds, final return mean [68% CI], and the greedy evaluation
-                   return of the final policies when evaluate.py has written eval.json; then every learning rate
-                   with its selection score (the whole-curve mean), so the choice can be checked
+                   return of the final policies when evaluate.py has written eval.json; then the sample
+                   efficiency (whole-curve mean return) and the latent gradient norm early and late in
+                   training, with CIs; every learning rate with its selection score (the whole-curve mean),
+                   so the choice can be checked; and the core-hours the finished runs took
 """
 
 from __future__ import annotations
@@ -113,6 +115,7 @@ def load_runs(paths, finished=False):
         runs.append({"folder": folder, "env": cfg["env"], "method": method, "lr": cfg["lr"], "seed": cfg["seed"],
                      "greedy": greedy, "done": os.path.exists(os.path.join(folder, "summary.json")),
                      "step": col("global_step"), "return": col("return"), "grad": col("latent_grad_norm"),
+                     "hours": col("time")[-1] / 3600,  # training seconds, summed over resumed sessions
                      "eps": np.stack([col(k) for k in eps]) if eps else None})
     return runs
 
@@ -148,6 +151,16 @@ def best_lr(runs):
 def late_mean(y):
     """Mean over the last 10% of a run's updates (the last axis), skipping updates without a return."""
     return np.nanmean(y[..., -max(1, y.shape[-1] // 10):], axis=-1)
+
+
+def early_mean(y):
+    """Mean over the first 10% of a run's updates (the last axis)."""
+    return np.nanmean(y[..., :max(1, y.shape[-1] // 10)], axis=-1)
+
+
+def with_ci(values):
+    lo, hi = bootstrap_ci(values)
+    return f"{np.mean(values):.2f} [{lo:.2f}, {hi:.2f}]"
 
 
 def mean_curve(group, key, grid):
@@ -263,6 +276,17 @@ def main(argv=None):
              ha="center", fontsize=7)
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     fig.savefig(os.path.join(out, f"{args.prefix}adaptation.png"), dpi=120)
+    # Sample efficiency (the whole-curve mean, also the lr rule's score) and Figure 11's norms, with CIs, so
+    # that a claim about either can be decided from the table; the hours are each seed's training time.
+    table += ["", "Sample efficiency and latent gradient norms at the best lr (mean [68% CI] over seeds):", "",
+              "| env | method | lr | seeds | whole-curve mean return | latent grad norm, first 10% | "
+              "latent grad norm, last 10% | training hours per seed |", "|---|---|---|---|---|---|---|---|"]
+    for (env, method), lr in by_order:
+        group = groups[(env, method, lr)]
+        grads = [r["grad"] for r in group]
+        table.append(f"| {env} | {method} | {lr:g} | {len(group)} | {with_ci([np.nanmean(r['return']) for r in group])} | "
+                     f"{with_ci([early_mean(g) for g in grads])} | {with_ci([late_mean(g) for g in grads])} | "
+                     f"{np.mean([r['hours'] for r in group]):.2f} |".replace("| nan |", "|  |"))
     table += ["", "Every learning rate (score: seed-mean of each curve's average return, the selection rule):", "",
               "| env | method | lr | seeds | score | final return (mean) | greedy eval return (mean) |",
               "|---|---|---|---|---|---|---|"]
@@ -274,6 +298,9 @@ def main(argv=None):
             table.append(f"| {env} | {method} | {lr:g}{best_mark} | {len(lrs[lr])} | {np.mean(lrs[lr]):.2f} | "
                          f"{np.mean([late_mean(r['return']) for r in group]):.2f} | "
                          f"{f'{np.mean(greedy):.2f}' if len(greedy) == len(group) else ''} |")
+    done = [r for r in runs if r["done"]]
+    table += ["", f"Training time of the {len(done)} finished runs above: {np.nansum([r['hours'] for r in done]):.1f} "
+                  f"core-hours (one torch thread each; evaluation not counted)."]
     if duplicates:
         table += ["", "Seeds with more than one finished run (only each seed's first folder is counted): " +
                   "; ".join(f"{env} {method} lr {lr:g}: {sorted(set(s))}" for (env, method, lr), s in sorted(duplicates.items()))]

@@ -154,3 +154,21 @@ def test_methods_filter_order_and_prefix(tmp_path):
     assert all((tmp_path / "figs" / f"fig9_{n}.png").exists() for n in ("returns", "grad_norm", "adaptation"))
     with pytest.raises(SystemExit):
         plot.main([str(tmp_path), "--out", str(tmp_path / "figs"), "--methods", "vi"])
+
+
+def test_efficiency_gradient_and_hours_table(tmp_path):
+    for seed, hours in ((73, 1.0), (20, 2.0)):
+        folder = tmp_path / f"gridworld__rnn__bias__lr0.001__s{seed}"
+        folder.mkdir()
+        (folder / "summary.json").write_text("{}")
+        json.dump({"env": "gridworld", "method": "rnn", "lr": 1e-3, "seed": seed}, open(folder / "config.json", "w"))
+        with open(folder / "progress.csv", "w") as fh:  # return 0..19 + seed offset, norm 1 then 3, time to `hours`
+            fh.write("update,global_step,return,latent_grad_norm,time\n")
+            for i in range(20):
+                fh.write(f"{i + 1},{(i + 1) * 960},{i + seed % 2},{1.0 if i < 10 else 3.0},{hours * 3600 * (i + 1) / 20}\n")
+    plot.main([str(tmp_path), "--out", str(tmp_path / "figs"), "--bayes", str(tmp_path / "none.json")])
+    table = (tmp_path / "figs" / "summary.md").read_text()
+    # whole-curve means 9.5 (seed 20) and 10.5 (seed 73): resample means 9.5, 10, 10, 10.5 -> CI [9.50, 10.50];
+    # the first 10% (2 of 20 updates) has norm 1, the last 10% norm 3; hours 1 and 2 -> 1.5 per seed, 3 in all
+    assert "| gridworld | rnn | 0.001 | 2 | 10.00 [9.50, 10.50] | 1.00 [1.00, 1.00] | 3.00 [3.00, 3.00] | 1.50 |" in table
+    assert "Training time of the 2 finished runs above: 3.0 core-hours" in table
