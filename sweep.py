@@ -45,6 +45,10 @@ def parse_args(argv=None):
     p.add_argument("--no-gpu", action="store_true", help="ignore GPUs")
     p.add_argument("--slurm", default=None, help="write a Slurm job-array script here instead of running")
     p.add_argument("--index", type=int, default=None, help="run only this grid entry (used by the Slurm array)")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--extra" in argv[:-1]:  # argparse reads a lone flag value ("--extra --naive") as a flag of its own
+        i = argv.index("--extra")
+        argv[i:i + 2] = [f"--extra={argv[i + 1]}"]
     args = p.parse_args(argv)
     args.scripts = args.scripts.split(",")
     bad = [s for s in args.scripts if s not in SCRIPTS]

@@ -50,3 +50,12 @@ def test_slurm_script_and_bad_input(tmp_path):
     assert "#SBATCH --array=0-11" in text and "--index $SLURM_ARRAY_TASK_ID" in text and "--slurm" not in text
     p = sweep("--envs", "nope")
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and "choose from: gridworld" in p.stderr
+
+
+def test_extra_that_is_a_single_flag():
+    # The README's TI Naive command: argparse alone reads "--naive" as a flag of its own and stops
+    import sweep as sw
+
+    args = sw.parse_args(["--scripts", "ti", "--extra", "--naive", "--tag", "naive"])
+    assert args.extra == "--naive" and args.tag == "naive" and args.scripts == ["ti"]
+    assert sw.parse_args(["--extra", "--hyper-init kaiming"]).extra == "--hyper-init kaiming"
