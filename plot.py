@@ -55,6 +55,12 @@ def bootstrap_ci(values, level=0.68, n_boot=10000, seed=0):
     return float(lo), float(hi)
 
 
+def with_ci(values):
+    """'mean [lo, hi]' with the 68% bootstrap CI, as the tables print it."""
+    lo, hi = bootstrap_ci(values)
+    return f"{np.mean(values):.2f} [{lo:.2f}, {hi:.2f}]"
+
+
 def smooth(y, frac=0.1):
     """Trailing moving average over `frac` of the points (NaNs, i.e. updates without a finished
     meta-episode, are skipped)."""
@@ -158,11 +164,6 @@ def early_mean(y):
     return np.nanmean(y[..., :max(1, y.shape[-1] // 10)], axis=-1)
 
 
-def with_ci(values):
-    lo, hi = bootstrap_ci(values)
-    return f"{np.mean(values):.2f} [{lo:.2f}, {hi:.2f}]"
-
-
 def mean_curve(group, key, grid):
     ys = np.stack([np.interp(grid, r["step"], smooth(r[key])) for r in group])
     cis = np.array([bootstrap_ci(ys[:, i]) for i in range(len(grid))])
@@ -228,15 +229,13 @@ def main(argv=None):
                 line, = ax.plot(grid, mean, label=f"{method} (lr {lr:g}, {len(group)} seed{'s' if len(group) > 1 else ''})")
                 ax.fill_between(grid, lo, hi, color=line.get_color(), alpha=0.25)
             finals = [late_mean(r["return"]) for r in group]
-            lo, hi = bootstrap_ci(finals)
             pct = lambda x: f"{100 * x / bayes[env]:.0f}%" if env in bayes else ""  # noqa: E731
             greedy = [r["greedy"] for r in group if r["greedy"] is not None]
             g = ["", ""]
             if len(greedy) == len(group):  # only when every seed has been evaluated
-                glo, ghi = bootstrap_ci(greedy)
-                g = [f"{np.mean(greedy):.2f} [{glo:.2f}, {ghi:.2f}]", pct(np.mean(greedy))]
-            table.append(f"| {env} | {method} | {lr:g} | {len(group)} | {end:.3g} | {np.mean(finals):.2f} "
-                         f"[{lo:.2f}, {hi:.2f}] | {pct(np.mean(finals))} | {g[0]} | {g[1]} |")
+                g = [with_ci(greedy), pct(np.mean(greedy))]
+            table.append(f"| {env} | {method} | {lr:g} | {len(group)} | {end:.3g} | {with_ci(finals)} "
+                         f"| {pct(np.mean(finals))} | {g[0]} | {g[1]} |")
         for r in live:  # in progress: one dotted line each, apart from the seed means
             if r["env"] == env:
                 figs["returns"][1][0, j].plot(r["step"], smooth(r["return"]), ls=":", lw=1,
@@ -284,9 +283,10 @@ def main(argv=None):
     for (env, method), lr in by_order:
         group = groups[(env, method, lr)]
         grads = [r["grad"] for r in group]
+        hours = np.mean([r["hours"] for r in group])  # NaN for logs without a time column
         table.append(f"| {env} | {method} | {lr:g} | {len(group)} | {with_ci([np.nanmean(r['return']) for r in group])} | "
                      f"{with_ci([early_mean(g) for g in grads])} | {with_ci([late_mean(g) for g in grads])} | "
-                     f"{np.mean([r['hours'] for r in group]):.2f} |".replace("| nan |", "|  |"))
+                     f"{f'{hours:.2f}' if np.isfinite(hours) else ''} |")
     table += ["", "Every learning rate (score: seed-mean of each curve's average return, the selection rule):", "",
               "| env | method | lr | seeds | score | final return (mean) | greedy eval return (mean) |",
               "|---|---|---|---|---|---|---|"]
