@@ -156,6 +156,16 @@ def test_methods_filter_order_and_prefix(tmp_path):
         plot.main([str(tmp_path), "--out", str(tmp_path / "figs"), "--methods", "vi"])
 
 
+def test_methods_names_a_method_without_runs(tmp_path, capsys):
+    for method in ("rnn", "ti"):
+        write_run(tmp_path, method, 1e-3, 5, slope=1.0)
+    with pytest.raises(SystemExit):  # "ti-naive" for "ti_naive" must not quietly draw a figure without it
+        plot.main([str(tmp_path), "--out", str(tmp_path / "figs"), "--methods", "rnn,ti-naive"])
+    err = capsys.readouterr().err
+    assert "ti-naive" in err and "rnn, ti" in err and "Traceback" not in err
+    assert not (tmp_path / "figs" / "returns.png").exists()
+
+
 def test_efficiency_gradient_and_hours_table(tmp_path):
     for seed, hours in ((73, 1.0), (20, 2.0)):
         folder = tmp_path / f"gridworld__rnn__bias__lr0.001__s{seed}"
