@@ -185,10 +185,11 @@ def main(argv=None):
     runs = load_runs(args.paths, args.finished)
     if args.methods:
         wanted = args.methods.split(",")
-        unknown = [m for m in wanted if m not in {r["method"] for r in runs}]
+        have = sorted({r["method"] for r in runs})
+        unknown = [m for m in wanted if m not in have]
         if runs and unknown:  # a misspelt name would silently drop a method from the figure
             parser.error(f"--methods: no runs of {', '.join(unknown)} under {' '.join(args.paths)}; "
-                         f"these have runs: {', '.join(sorted({r['method'] for r in runs}))}")
+                         f"these have runs: {', '.join(have)}")
         runs = sorted((r for r in runs if r["method"] in wanted), key=lambda r: wanted.index(r["method"]))
     if not runs:
         parser.error(f"no run folders (with progress.csv and config.json{' of ' + args.methods if args.methods else ''}) "
