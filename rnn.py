@@ -61,6 +61,10 @@ class Args:
     latent_embed: int = field(default=None, metadata={"help": "size of z = tanh(Linear(2L-d latent))"})
     hidden: str = field(default="256,128", metadata={"help": "hidden layer sizes of the policy"})
     cuda: bool = field(default=False, metadata={"help": "train on the GPU"})
+    cudagraphs: bool = field(default=False, metadata={"help": "with --cuda: replay the rollout step and the PPO "
+                                                                "minibatch as CUDA graphs (several times faster)"})
+    async_envs: bool = field(default=None, metadata={"help": "step MuJoCo/MC-LS/ML10 envs in subprocesses "
+                                                             "(default: with --cuda on 4 or more cores)"})
     threads: int = field(default=2, metadata={"help": "torch CPU threads"})
     log_every: int = field(default=10, metadata={"help": "print a progress line every N updates (and every 30 s)"})
     save_every: int = field(default=100, metadata={"help": "checkpoint every N updates (0: only at the end)"})
@@ -72,7 +76,8 @@ class Args:
 
 PER_ENV = ("total_timesteps", "num_steps", "update_epochs", "num_minibatches", "clip_coef", "ent_coef", "gamma",
            "gae_lambda", "adam_eps", "anneal_lr", "latent_dim", "latent_embed")
-ON_RESUME = ("total_timesteps", "threads", "log_every", "save_every", "cuda", "stop_after")  # may change
+ON_RESUME = ("total_timesteps", "threads", "log_every", "save_every", "cuda", "cudagraphs", "async_envs",
+             "stop_after")  # may change
 
 
 def _int(text):
@@ -117,6 +122,7 @@ def parse_args(argv=None) -> Args:
                f"--num-minibatches must divide --num-envs ({args.num_envs}) and be > 0"),
               (all(s.isdigit() for s in args.hidden.split(",")), "--hidden must be sizes like 256,128"),
               (not args.cuda or torch.cuda.is_available(), "--cuda given but no CUDA device is available"),
+              (not args.cudagraphs or args.cuda, "--cudagraphs needs --cuda"),
               (args.run_dir is None or not os.path.exists(os.path.join(args.run_dir, "config.json")),
                f"--run-dir {args.run_dir} already holds a run: continue it with --resume {args.run_dir}, "
                f"or choose another folder")]
@@ -201,15 +207,16 @@ class Encoder(nn.Module):
             parts.append(self.action(prev_action))
         return F.relu(torch.cat(parts, -1))
 
-    def forward(self, obs, prev_action, prev_reward, new_task, h):
+    def forward(self, obs, prev_action, prev_reward, new_task, h, every_step=False):
         """Sequences (T, B, ...) of raw inputs from hidden state h (B, H); `new_task[t]` zeroes h before step t.
 
         The hidden state is reset only where a new task starts. The GRU runs as one fused call per
         segment between the time steps where any sequence starts a new task (one segment on Grid-World,
-        where a rollout is exactly one meta-episode), instead of a Python loop over steps.
+        where a rollout is exactly one meta-episode), instead of a Python loop over steps. `every_step`
+        cuts at every step instead: the same numbers, but no look at the data (a CUDA graph cannot).
         """
         x = self.embed(obs, prev_action, prev_reward)
-        cuts = torch.nonzero(new_task.any(1)).flatten().tolist()
+        cuts = list(range(x.shape[0])) if every_step else torch.nonzero(new_task.any(1)).flatten().tolist()
         bounds = sorted(set([0] + cuts + [x.shape[0]]))
         outs, h = [], h.unsqueeze(0)
         for start, end in zip(bounds[:-1], bounds[1:]):
@@ -267,6 +274,16 @@ class Agent(nn.Module):
             return torch.distributions.Categorical(logits=out), value
         return torch.distributions.Normal(out, self.logstd.exp()), value
 
+    @torch.no_grad()
+    def act(self, obs, prev_action, prev_reward, new_task, h):
+        """One rollout step of N envs: a sampled action, its log-probability, the value, the next h, the latent."""
+        latent, h = self.encoder(obs[None], prev_action[None], prev_reward[None], new_task[None], h, every_step=True)
+        dist, value = self.heads(latent[0], obs)
+        # rsample: the same draw as sample(), without sample()'s check of the scale on the host (not in a graph)
+        action = dist.sample() if self.discrete else dist.rsample()
+        logprob = dist.log_prob(action)
+        return action, logprob if self.discrete else logprob.sum(-1), value, h, latent[0]
+
 
 # ---------------------------------------------------------------------------------------------------
 # PPO pieces
@@ -303,6 +320,38 @@ def ppo_loss(logprob, old_logprob, adv, value, old_value, ret, entropy, clip, vf
     v_loss = 0.5 * torch.max(F.smooth_l1_loss(value, ret, reduction="none"),
                              F.smooth_l1_loss(v_clipped, ret, reduction="none")).mean()
     return pg_loss + vf_coef * v_loss - ent_coef * entropy.mean(), pg_loss, v_loss, ratio
+
+
+class CudaGraph:
+    """--cudagraphs: `fn(*inputs)` recorded as a CUDA graph at its first call (after warm-up calls on a side
+    stream, as PyTorch's CUDA-graph notes prescribe), then replayed: the new tensor inputs are copied into the
+    recorded ones and the outputs come back as clones. A replay launches all of `fn`'s kernels at once, with
+    no Python or per-kernel launch cost, which dominate at these small batches. Non-tensor inputs (None, a
+    flag) select the code path: when they change, `fn` is recorded again. The RNG state is put back after
+    recording, so the first replay draws what the eager call would have drawn."""
+
+    def __init__(self, fn):
+        self.fn, self.graph, self.key = fn, None, None
+
+    def __call__(self, *inputs):
+        key = tuple(torch.Tensor if torch.is_tensor(x) else x for x in inputs)
+        if key != self.key:
+            self.inputs, self.key = [x.clone() if torch.is_tensor(x) else x for x in inputs], key
+            rng, side = torch.cuda.get_rng_state(), torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                for _ in range(3):
+                    self.fn(*self.inputs)
+            torch.cuda.current_stream().wait_stream(side)
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph):
+                self.outputs = self.fn(*self.inputs)
+            torch.cuda.set_rng_state(rng)
+        for recorded, x in zip(self.inputs, inputs):
+            if torch.is_tensor(x):
+                recorded.copy_(x)
+        self.graph.replay()
+        return self.outputs.clone() if torch.is_tensor(self.outputs) else tuple(o.clone() for o in self.outputs)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -360,7 +409,9 @@ def main(args: Args):
     # ------------------------------------------------------------------ env setup
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
-    vec, next_obs, _ = envs.make_vec(args.env, args.num_envs, args.seed)
+    # Envs in subprocesses pay off from 4 free cores on (results/gpu/README.md); a CPU run keeps its cores for torch.
+    asynchronous = args.async_envs if args.async_envs is not None else args.cuda and len(os.sched_getaffinity(0)) >= 4
+    vec, next_obs, _ = envs.make_vec(args.env, args.num_envs, args.seed, asynchronous)
     obs_dim = vec.single_observation_space.shape[0]
     action_space = vec.single_action_space
     agent = Agent(obs_dim, action_space, spec, args).to(device)
@@ -369,23 +420,25 @@ def main(args: Args):
     # Two parameter groups at one learning rate (the reference's): the policy with the env's eps, the encoder with 1e-8.
     optimizer = torch.optim.Adam([dict(params=policy_params, eps=args.adam_eps), dict(params=encoder_params, eps=1e-8)],
                                  lr=args.lr, fused=True)  # fused: one kernel for all parameters
-    reward_rms = RunningMeanStd().to(device)  # rewards for PPO / running std of the discounted return
+    reward_rms = RunningMeanStd()  # rewards for PPO / running std of the discounted return
     act_dim = 1 if agent.discrete else action_space.shape[0]
     batch = args.num_envs * args.num_steps
     num_updates = max(1, args.total_timesteps // batch)
     N, T = args.num_envs, args.num_steps
 
-    # What carries over from one rollout to the next (and into checkpoints).
-    carry = dict(obs=torch.as_tensor(next_obs, device=device), h=torch.zeros(N, args.gru_size, device=device),
-                 prev_action=torch.zeros(N, act_dim, device=device), prev_reward=torch.zeros(N, device=device),
-                 new_task=torch.ones(N, device=device), disc_return=torch.zeros(N, device=device),
+    # What carries over from one rollout to the next (and into checkpoints). Only h lives on `device`: the env
+    # side (inputs, reward scaling, GAE) stays on the CPU, where each of a step's tiny operations costs
+    # microseconds, not a GPU kernel launch.
+    carry = dict(obs=torch.as_tensor(next_obs), h=torch.zeros(N, args.gru_size, device=device),
+                 prev_action=torch.zeros(N, act_dim), prev_reward=torch.zeros(N), new_task=torch.ones(N),
+                 disc_return=torch.zeros(N),
                  meta_return=np.zeros(N), ep_returns=np.zeros((N, K)), ep_index=np.zeros(N, dtype=int))
     rows, start_update, elapsed = [], 0, 0.0  # elapsed: training seconds, summed over resumed sessions
     progress_csv = os.path.join(args.run_dir, "progress.csv")
     if args.resume:
         path = os.path.join(args.run_dir, "checkpoint.pt")
         try:
-            ckpt = torch.load(path, map_location=device, weights_only=False)
+            ckpt = torch.load(path, map_location="cpu", weights_only=False)
             agent.load_state_dict(ckpt["agent"])
             optimizer.load_state_dict(ckpt["optimizer"])
             reward_rms.load_state_dict(ckpt["reward_rms"])
@@ -393,14 +446,15 @@ def main(args: Args):
             sys.exit(f"{METHOD}: cannot resume: {path} is damaged or not a {METHOD}.py checkpoint "
                      f"({type(e).__name__}); start a new run in another folder")
         carry, start_update, elapsed = ckpt["carry"], ckpt["update"], ckpt["elapsed"]
+        carry["h"] = carry["h"].to(device)
         torch.set_rng_state(ckpt["torch_rng"])
         np.random.set_state(ckpt["numpy_rng"])
         if ckpt["env_state"] is not None:
             vec.set_state(ckpt["env_state"])
         else:  # envs that cannot restore their state start new meta-episodes here
             vec.close()
-            vec, next_obs, _ = envs.make_vec(args.env, args.num_envs, args.seed + start_update)
-            carry.update(obs=torch.as_tensor(next_obs, device=device), new_task=torch.ones(N, device=device))
+            vec, next_obs, _ = envs.make_vec(args.env, args.num_envs, args.seed + start_update, asynchronous)
+            carry.update(obs=torch.as_tensor(next_obs), new_task=torch.ones(N))
         rows = read_progress(progress_csv, start_update)
         if [int(r["update"]) for r in rows] != list(range(1, start_update + 1)):
             print(f"warning: {progress_csv} lacks some of updates 1-{start_update} (written by an older version?)")
@@ -430,7 +484,40 @@ def main(args: Args):
     prev_reward_buf = torch.zeros(T, N, device=device)
     new_task_buf = torch.zeros(T, N, device=device)
     actions_buf = torch.zeros((T, N) if agent.discrete else (T, N, act_dim), device=device)
-    logprob_buf, value_buf, reward_buf, ended_buf = (torch.zeros(T, N, device=device) for _ in range(4))
+    logprob_buf, value_buf = torch.zeros(T, N, device=device), torch.zeros(T, N, device=device)
+    reward_buf, ended_buf = torch.zeros(T, N), torch.zeros(T, N)  # for GAE, on the CPU
+    # What the update reads besides: filled in place every update, so that a CUDA graph can read them.
+    h0_buf, advantages_buf, returns_buf = torch.zeros(N, args.gru_size, device=device), torch.zeros_like(value_buf), \
+        torch.zeros_like(value_buf)
+    stat_names = ("policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac", "latent_grad_norm", "grad_norm",
+                  "encoder_grad_norm")
+
+    def ppo_minibatch(mb):
+        """Loss, backward pass and gradient clipping on the env sequences `mb` (full BPTT); returns the loss
+        and the statistics. The optimizer steps after the caller has checked that the loss is finite."""
+        latent, _ = agent.encoder(obs_buf[:, mb], prev_action_buf[:, mb], prev_reward_buf[:, mb], new_task_buf[:, mb],
+                                  h0_buf[mb], every_step=args.cudagraphs)
+        dist, value = agent.heads(latent.flatten(0, 1), obs_buf[:, mb].flatten(0, 1))
+        act = actions_buf[:, mb].flatten(0, 1)
+        logprob = dist.log_prob(act) if agent.discrete else dist.log_prob(act).sum(-1)
+        entropy = dist.entropy() if agent.discrete else dist.entropy().sum(-1)
+        loss, pg_loss, v_loss, ratio = ppo_loss(
+            logprob, logprob_buf[:, mb].flatten(), advantages_buf[:, mb].flatten(), value, value_buf[:, mb].flatten(),
+            returns_buf[:, mb].flatten(), entropy, args.clip_coef, args.vf_coef, args.ent_coef)
+        # Fig. 11: per sample, the norm of d(sum of values)/d latent (the reference's get_mean_grad_norm)
+        dv_dlatent, = torch.autograd.grad(value.sum(), latent, retain_graph=True)
+        optimizer.zero_grad()
+        loss.backward()
+        grad_norm = nn.utils.clip_grad_norm_(policy_params, args.max_grad_norm)
+        encoder_grad_norm = nn.utils.clip_grad_norm_(encoder_params, args.max_grad_norm)
+        return torch.stack([loss, pg_loss, v_loss, entropy.mean(), ((ratio - 1) - ratio.log()).mean(),
+                            ((ratio - 1).abs() > args.clip_coef).float().mean(), dv_dlatent.norm(dim=-1).mean(),
+                            grad_norm, encoder_grad_norm]).detach()
+
+    act, ppo_step = agent.act, ppo_minibatch
+    if args.cudagraphs:  # the fast path: the same two functions, recorded once and replayed
+        torch.distributions.Distribution.set_default_validate_args(False)  # its checks read the data on the host
+        act, ppo_step = CudaGraph(agent.act), CudaGraph(ppo_minibatch)
     last_print = time.time()
 
     for update in range(start_update + 1, num_updates + 1):
@@ -438,7 +525,7 @@ def main(args: Args):
         lr = args.lr * (1.0 - (update - 1) / num_updates) if args.anneal_lr else args.lr
         for group in optimizer.param_groups:
             group["lr"] = lr
-        h0 = carry["h"].clone()  # the recurrent state at the rollout start, for full BPTT in the update
+        h0_buf.copy_(carry["h"])  # the recurrent state at the rollout start, for full BPTT in the update
         h = carry["h"]
         finished_meta, finished_eps, finished_success = [], [], []
 
@@ -446,36 +533,30 @@ def main(args: Args):
         for t in range(T):
             obs_buf[t], prev_action_buf[t] = carry["obs"], carry["prev_action"]
             prev_reward_buf[t], new_task_buf[t] = carry["prev_reward"], carry["new_task"]
-            with torch.no_grad():
-                latent, h = agent.encoder(obs_buf[t:t + 1], prev_action_buf[t:t + 1], prev_reward_buf[t:t + 1],
-                                          new_task_buf[t:t + 1], h)
-                dist, value = agent.heads(latent[0], obs_buf[t])
-                action = dist.sample()
-                logprob = dist.log_prob(action)
-            actions_buf[t] = action
-            logprob_buf[t] = logprob if agent.discrete else logprob.sum(-1)
-            value_buf[t] = value
-            env_action = action.cpu().numpy()
+            action, logprob_buf[t], value_buf[t], h, _ = act(
+                obs_buf[t], prev_action_buf[t], prev_reward_buf[t], new_task_buf[t], h)
+            actions_buf[t], action = action, action.cpu()
+            env_action = action.numpy()
             if not agent.discrete:
                 env_action = np.clip(env_action, action_space.low, action_space.high)
             next_obs, reward, terminated, truncated, info = vec.step(env_action)
             ended = terminated | truncated
-            r = torch.as_tensor(reward, dtype=torch.float32, device=device)
-            norm_r = scale_reward(r, torch.as_tensor(ended, device=device), carry["disc_return"], reward_rms, args.gamma)
-            a_in = action.float().view(N, act_dim) if agent.discrete else torch.as_tensor(env_action, device=device)
+            r = torch.as_tensor(reward, dtype=torch.float32)
+            norm_r = scale_reward(r, torch.as_tensor(ended), carry["disc_return"], reward_rms, args.gamma)
+            a_in = action.float().view(N, act_dim) if agent.discrete else torch.as_tensor(env_action)
             if truncated.any():  # a time limit is not an end: bootstrap from the last observation
-                idx = torch.as_tensor(np.flatnonzero(truncated), device=device)
+                idx = np.flatnonzero(truncated)
                 with torch.no_grad():
-                    fin = torch.as_tensor(info["final_obs"], device=device)[idx]
-                    lf, _ = agent.encoder(fin[None], a_in[idx][None], r[idx][None],
+                    fin = torch.as_tensor(info["final_obs"][idx], device=device)
+                    lf, _ = agent.encoder(fin[None], a_in[idx][None].to(device), r[idx][None].to(device),
                                           torch.zeros(1, len(idx), device=device), h[idx])
                     _, vf = agent.heads(lf[0], fin)
-                norm_r[idx] += args.gamma * vf
-            reward_buf[t], ended_buf[t] = norm_r, torch.as_tensor(ended, dtype=torch.float32, device=device)
+                norm_r[idx] += args.gamma * vf.cpu()
+            reward_buf[t], ended_buf[t] = norm_r, torch.as_tensor(ended, dtype=torch.float32)
 
             # Next step's inputs: a new task starts with a zero hidden state and no previous action.
-            done_t = torch.as_tensor(ended, dtype=torch.float32, device=device)
-            carry["obs"] = torch.as_tensor(next_obs, device=device)
+            done_t = torch.as_tensor(ended, dtype=torch.float32)
+            carry["obs"] = torch.as_tensor(next_obs)
             carry["prev_action"] = a_in * (1.0 - done_t).unsqueeze(1)
             carry["prev_reward"] = r * (1.0 - done_t)
             carry["new_task"] = done_t
@@ -495,51 +576,28 @@ def main(args: Args):
 
         # ------------------------------------------------------------------ GAE across the meta-episode
         with torch.no_grad():
-            ln, _ = agent.encoder(carry["obs"][None], carry["prev_action"][None], carry["prev_reward"][None],
-                                  carry["new_task"][None], h)
-            _, next_value = agent.heads(ln[0], carry["obs"])
-            advantages = compute_gae(reward_buf, value_buf, ended_buf, next_value, args.gamma, args.gae_lambda)
-            returns = advantages + value_buf
-            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+            nxt = [carry[k][None].to(device) for k in ("obs", "prev_action", "prev_reward", "new_task")]
+            ln, _ = agent.encoder(*nxt, h)
+            _, next_value = agent.heads(ln[0], nxt[0][0])
+            values = value_buf.cpu()  # GAE on the CPU: a loop of tiny steps
+            advantages = compute_gae(reward_buf, values, ended_buf, next_value.cpu(), args.gamma, args.gae_lambda)
+            returns_buf.copy_(advantages + values)
+            advantages_buf.copy_((advantages - advantages.mean()) / (advantages.std() + 1e-8))
 
         # ------------------------------------------------------------------ PPO update (full BPTT)
-        stats = {k: [] for k in ("policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac",
-                                 "latent_grad_norm", "grad_norm", "encoder_grad_norm")}
+        stats = {k: [] for k in stat_names}
         envs_per_mb = N // args.num_minibatches
         for _ in range(args.update_epochs):
-            perm = torch.randperm(N)
+            perm = torch.randperm(N).to(device)
             for start in range(0, N, envs_per_mb):
-                mb = perm[start:start + envs_per_mb]
-                latent, _ = agent.encoder(obs_buf[:, mb], prev_action_buf[:, mb], prev_reward_buf[:, mb],
-                                          new_task_buf[:, mb], h0[mb])
-                dist, value = agent.heads(latent.flatten(0, 1), obs_buf[:, mb].flatten(0, 1))
-                act = actions_buf[:, mb].flatten(0, 1)
-                logprob = dist.log_prob(act) if agent.discrete else dist.log_prob(act).sum(-1)
-                entropy = dist.entropy() if agent.discrete else dist.entropy().sum(-1)
-                loss, pg_loss, v_loss, ratio = ppo_loss(
-                    logprob, logprob_buf[:, mb].flatten(), advantages[:, mb].flatten(), value,
-                    value_buf[:, mb].flatten(), returns[:, mb].flatten(), entropy, args.clip_coef, args.vf_coef,
-                    args.ent_coef)
-                if not torch.isfinite(loss):
+                loss, *values = ppo_step(perm[start:start + envs_per_mb]).tolist()
+                if not math.isfinite(loss):
                     save(update, "checkpoint_nan.pt")
                     sys.exit(f"{METHOD}: non-finite loss at update {update}; the state at that point is in "
                              f"{os.path.join(args.run_dir, 'checkpoint_nan.pt')} (try a lower --lr)")
-                # Fig. 11: per sample, the norm of d(sum of values)/d latent (the reference's get_mean_grad_norm)
-                dv_dlatent, = torch.autograd.grad(value.sum(), latent, retain_graph=True)
-                optimizer.zero_grad()
-                loss.backward()
-                grad_norm = nn.utils.clip_grad_norm_(policy_params, args.max_grad_norm)
-                encoder_grad_norm = nn.utils.clip_grad_norm_(encoder_params, args.max_grad_norm)
                 optimizer.step()
-                with torch.no_grad():
-                    stats["policy_loss"].append(pg_loss.item())
-                    stats["value_loss"].append(v_loss.item())
-                    stats["entropy"].append(entropy.mean().item())
-                    stats["approx_kl"].append(((ratio - 1) - ratio.log()).mean().item())
-                    stats["clipfrac"].append(((ratio - 1).abs() > args.clip_coef).float().mean().item())
-                    stats["latent_grad_norm"].append(dv_dlatent.norm(dim=-1).mean().item())
-                    stats["grad_norm"].append(grad_norm.item())
-                    stats["encoder_grad_norm"].append(encoder_grad_norm.item())
+                for k, v in zip(stat_names, values):
+                    stats[k].append(v)
 
         # ------------------------------------------------------------------ logging
         elapsed += time.time() - t0

@@ -9,8 +9,11 @@ Each run lives in `<out>/<env>__<script>[-<tag>]__lr<lr>__s<seed>/`. A run with 
 skipped; one with checkpoint.pt is resumed (`--resume`); a crashing run is reported and the others go on.
 A folder that already holds a run made with other settings (another --extra) stops the sweep before it
 starts anything: its results would be reused or continued under the wrong name.
-With GPUs, runs go round-robin to them (CUDA_VISIBLE_DEVICES, `--cuda`, `--per-gpu` at a time on each);
-without, one run per CPU core with one torch thread each. A summary table is printed at the end.
+With GPUs, runs go round-robin to them with the fast path (CUDA_VISIBLE_DEVICES, `--cuda --cudagraphs`), 8
+at a time on each under CUDA MPS, which the sweep starts when the machine has it, else 1 (measured in
+results/gpu/README.md: 8 runs sharing a GPU without MPS go no faster than one); each run's envs step in
+subprocesses when the cores allow 4 per run. Without GPUs, one run per CPU core with one torch thread each.
+`--dry-run` prints where each run would go. A summary table is printed at the end.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import itertools
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -41,8 +45,10 @@ def parse_args(argv=None):
     p.add_argument("--extra", default="", help="extra flags for every run, e.g. '--hyper-init kaiming'")
     p.add_argument("--tag", default="", help="suffix of the method in folder names (for --extra ablations)")
     p.add_argument("--workers", type=int, default=0, help="parallel runs (default: GPUs x per-gpu, or CPU cores)")
-    p.add_argument("--per-gpu", type=int, default=1, help="runs at a time on each GPU")
+    p.add_argument("--per-gpu", type=int, default=0, help="runs at a time on each GPU (default: 8 under CUDA MPS, else 1)")
+    p.add_argument("--gpus", default=None, help="GPU ids to use, comma-separated (default: every GPU torch sees)")
     p.add_argument("--no-gpu", action="store_true", help="ignore GPUs")
+    p.add_argument("--dry-run", action="store_true", help="print where each run would go and its command; start nothing")
     p.add_argument("--slurm", default=None, help="write a Slurm job-array script here instead of running")
     p.add_argument("--index", type=int, default=None, help="run only this grid entry (used by the Slurm array)")
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -50,6 +56,8 @@ def parse_args(argv=None):
         i = argv.index("--extra")
         argv[i:i + 2] = [f"--extra={argv[i + 1]}"]
     args = p.parse_args(argv)
+    if args.workers < 0 or args.per_gpu < 0:
+        p.error("--workers and --per-gpu must be >= 0 (0: automatic)")
     args.scripts = args.scripts.split(",")
     bad = [s for s in args.scripts if s not in SCRIPTS]
     if bad:
@@ -91,7 +99,8 @@ def settings(run, args):
 
 
 # Config entries that may differ between a run folder and the sweep: where and how it runs, not what.
-OPERATIONAL = {"run_dir", "resume", "stop_after", "threads", "cuda", "log_every", "save_every"}
+OPERATIONAL = {"run_dir", "resume", "stop_after", "threads", "cuda", "cudagraphs", "async_envs", "log_every",
+               "save_every"}
 
 
 def mismatch(run, args):
@@ -109,25 +118,47 @@ def mismatch(run, args):
     return None
 
 
-def command(run, args, gpu: bool):
+def command(run, args, gpu: bool, async_envs: bool = False):
     cmd = [sys.executable, os.path.join(HERE, f"{run['script']}.py")]
     if status(run) == "resume":
         cmd += ["--resume", run["dir"]]  # its config.json holds the settings (checked by mismatch)
     else:
         cmd += settings(run, args) + ["--run-dir", run["dir"]]
-    cmd += ["--cuda"] if gpu else ["--threads", "1"]
-    return cmd
+    if gpu:  # the fast path; the run's Python loop takes one core
+        return cmd + ["--cuda", "--cudagraphs", "--threads", "1", "--async-envs", str(async_envs).lower()]
+    return cmd + ["--threads", "1"]
 
 
-def num_gpus(args):
+def gpu_ids(args):
     if args.no_gpu:
-        return 0
+        return []
+    if args.gpus is not None:
+        return [g for g in args.gpus.split(",") if g]
     try:
         import torch
 
-        return torch.cuda.device_count()
+        return [str(g) for g in range(torch.cuda.device_count())]
     except ImportError:
-        return 0
+        return []
+
+
+def placement(args, gpus, mps: bool):
+    """The slots runs go to (a GPU id, or None for a CPU core) and whether their envs get subprocesses."""
+    cores = len(os.sched_getaffinity(0))
+    if gpus:
+        slots = [g for g in gpus for _ in range(args.per_gpu or (8 if mps else 1))]
+    else:
+        slots = [None] * cores
+    if args.workers:
+        slots = (slots * args.workers)[:args.workers]
+    return slots, bool(gpus) and cores // len(slots) >= 4
+
+
+def start_mps():
+    """Starts CUDA MPS (several processes' kernels share the GPU at once) if the machine has it; True if this
+    call started it, so that the sweep stops it again at the end."""
+    control = shutil.which("nvidia-cuda-mps-control")
+    return bool(control) and subprocess.run([control, "-d"], capture_output=True).returncode == 0
 
 
 def write_slurm(args, runs):
@@ -164,14 +195,20 @@ def main(argv=None):
         problem = mismatch(run, args)
         if problem:
             sys.exit(f"sweep.py: {problem}")
-    gpus = num_gpus(args)
-    slots = [str(g) for g in range(gpus) for _ in range(args.per_gpu)] if gpus else [None] * (os.cpu_count() or 1)
-    if args.workers:
-        slots = (slots * args.workers)[:args.workers]
+    gpus = gpu_ids(args)
+    mps = bool(gpus) and not args.per_gpu and bool(shutil.which("nvidia-cuda-mps-control"))
+    slots, async_envs = placement(args, gpus, mps)
     todo = [r for r in runs if status(r) != "done"]
+    if args.dry_run:
+        for i, run in enumerate(todo):
+            slot = slots[i % len(slots)]
+            where = f"GPU {slot}" if slot is not None else "CPU"
+            print(f"{where}: {' '.join(shlex.quote(c) for c in command(run, args, slot is not None, async_envs))}")
+        return 0
+    started_mps = mps and start_mps()
     results = {r["dir"]: ("done (skipped)", 0.0) for r in runs if status(r) == "done"}
     print(f"{len(runs)} runs: {len(runs) - len(todo)} done, {len(todo)} to go on {len(slots)} "
-          f"{'GPU' if gpus else 'CPU'} worker(s)", flush=True)
+          f"{'GPU' if gpus else 'CPU'} worker(s){' (CUDA MPS)' if mps else ''}", flush=True)
     running = {}  # slot index -> (process, run, start time, log file)
     while todo or running:
         for i, slot in enumerate(slots):
@@ -181,7 +218,7 @@ def main(argv=None):
                 env = dict(os.environ)
                 if slot is not None:
                     env["CUDA_VISIBLE_DEVICES"] = slot
-                cmd = command(run, args, gpu=slot is not None)
+                cmd = command(run, args, slot is not None, async_envs)
                 log = open(run["dir"] + ".log", "a")
                 log.write(f"$ {' '.join(shlex.quote(c) for c in cmd)}\n")
                 log.flush()
@@ -203,6 +240,8 @@ def main(argv=None):
                 results[run["dir"]] = ("done" if status(run) == "done" else "stopped early", minutes)
             print(f"finish {run['dir']}: {results[run['dir']][0]}", flush=True)
 
+    if started_mps:
+        subprocess.run([shutil.which("nvidia-cuda-mps-control")], input=b"quit", capture_output=True)
     print("\n| run | status | final return | sps | minutes |\n|---|---|---|---|---|")
     failed = 0
     for run in runs:

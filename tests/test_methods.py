@@ -257,6 +257,7 @@ def test_ctrl_c_saves_and_says_how_to_resume(tmp_path):
     (["--anneal-lr", "maybe"], "argument --anneal-lr: expected true or false, got 'maybe'"),
     (["--hidden", "256,x"], "--hidden must be sizes like 256,128"),
     (["--resume", "/nonexistent"], "no checkpoint.pt there"),
+    (["--cudagraphs"], "--cudagraphs needs --cuda"),
 ])
 def test_bad_flags_one_line(method, argv, needle, tmp_path):
     p = script(method, *argv, "--run-dir", str(tmp_path / "run")) if argv[0] != "--resume" else script(method, *argv)
@@ -279,6 +280,18 @@ def test_flags_parse_like_a_user_types_them():
     assert rnn_hn.parse_args(["--anneal-lr", "false"]).anneal_lr is False
     text = script("rnn_hn", "--help").stdout
     assert "(default: per env)" in text and "(default: None)" not in text
+
+
+@pytest.mark.parametrize("method", ["rnn_hn", "ti_pp_hn"])
+def test_envs_in_subprocesses_give_the_same_numbers(method, tmp_path):
+    # --async-envs (gymnasium's subprocess vector env; the default with --cuda on 4+ cores) steps the same envs
+    common = ["--env", "cheetah-dir", "--num-steps", "40", "--total-timesteps", "640", "--threads", "1"]
+    for mode in ("true", "false"):
+        p = script(method, *common, "--async-envs", mode, "--run-dir", str(tmp_path / mode))
+        assert p.returncode == 0, p.stderr
+    a, b = rows(tmp_path / "true"), rows(tmp_path / "false")
+    assert [{k: v for k, v in r.items() if k not in ("sps", "time")} for r in a] == \
+        [{k: v for k, v in r.items() if k not in ("sps", "time")} for r in b]
 
 
 @pytest.fixture(scope="module")

@@ -92,6 +92,9 @@ def test_encoder_resets_only_at_new_task_and_segments_match_stepwise(method):
             steps.append(zt[0])
         torch.testing.assert_close(z, torch.stack(steps), rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(h, hs, rtol=1e-5, atol=1e-5)
+        z_every, h_every = agent.encoder(obs, prev_a, prev_r, new_task, h0, every_step=True)  # --cudagraphs' form
+        torch.testing.assert_close(z_every, z, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(h_every, h, rtol=1e-5, atol=1e-5)
         # the past before a new task cannot matter after it; the past before an inner end does
         obs2 = obs.clone()
         obs2[:17, 1] += 1.0

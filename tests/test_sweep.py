@@ -59,3 +59,27 @@ def test_extra_that_is_a_single_flag():
     args = sw.parse_args(["--scripts", "ti", "--extra", "--naive", "--tag", "naive"])
     assert args.extra == "--naive" and args.tag == "naive" and args.scripts == ["ti"]
     assert sw.parse_args(["--extra", "--hyper-init kaiming"]).extra == "--hyper-init kaiming"
+
+
+def test_placement_on_a_fake_gpu_list(tmp_path):
+    # two GPUs, two runs each: the fast path on each, round-robin; without GPUs one CPU run per core
+    common = ["--scripts", "rnn_hn", "--envs", "gridworld,walker", "--lrs", "3e-4", "--seeds", "73,20",
+              "--out", str(tmp_path), "--dry-run"]
+    p = sweep(*common, "--gpus", "0,1", "--per-gpu", "2")
+    lines = p.stdout.strip().splitlines()
+    assert p.returncode == 0 and [l.split(":")[0] for l in lines] == ["GPU 0", "GPU 0", "GPU 1", "GPU 1"], p.stdout
+    assert all("--cuda --cudagraphs --threads 1 --async-envs false" in l for l in lines)
+    p = sweep(*common, "--no-gpu")
+    lines = p.stdout.strip().splitlines()
+    assert len(lines) == 4 and all(l.startswith("CPU: ") and l.endswith("--threads 1") for l in lines)
+    assert not any(os.scandir(tmp_path)), "a dry run starts nothing"
+
+
+def test_runs_per_gpu_and_subprocess_envs_follow_the_measurements(monkeypatch):
+    import sweep as sw
+
+    monkeypatch.setattr(sw.os, "sched_getaffinity", lambda pid: set(range(16)))
+    args = sw.parse_args(["--gpus", "0"])
+    assert sw.placement(args, ["0"], mps=True) == (["0"] * 8, False)  # MPS: 8 runs share it; 2 cores each
+    assert sw.placement(args, ["0"], mps=False) == (["0"], True)  # alone: its 16 envs get subprocesses
+    assert sw.placement(sw.parse_args(["--no-gpu"]), [], mps=False) == ([None] * 16, False)
