@@ -419,12 +419,16 @@ class AntDirEnv(MujocoTaskEnv):
 
 
 class WalkerRandParamsEnv(MujocoTaskEnv):
-    """Walker2d-v5 (frame skip 4, dt 0.008) with 65 physics coefficients resampled per task.
+    """Walker2d-v5's body with the reference's model settings and 65 physics coefficients resampled per task.
 
-    Each entry of body_mass, body_inertia, geom_friction is multiplied by 1.5^u and each dof_damping by
-    1.3^u, u ~ U[-3, 3] independently. The task representation is u itself (the 65 log-multipliers in
-    their own base). Reward: forward velocity + 1.0 - 1e-3 |a|^2; the inner episode terminates unless
-    0.8 < height < 2.0 and -1 < angle < 1 (Walker2d-v5's rule). 2 inner episodes per task.
+    The reference's model steps 0.004 s (RK4) with frame skip 4, so one step is 0.016 s, and its right foot's
+    friction is 0.9 (the left's 1.9); Walker2d-v5 ships 0.002 s and 1.9 on both feet. Both are set to the
+    reference's here. Each entry of body_mass, body_inertia, geom_friction is multiplied by 1.5^u and each
+    dof_damping by 1.3^u, u ~ U[-3, 3] independently, except that u = 0 for the seven entries whose default
+    is 0 (the world body's mass and inertia, the root joints' damping), on which a multiplier does nothing.
+    The task representation is u itself (65 log-multipliers in their own base). Reward: forward velocity
+    + 1.0 - 1e-3 |a|^2; the inner episode terminates unless 0.8 < height < 2.0 and -1 < angle < 1
+    (Walker2d-v5's rule). 2 inner episodes per task.
     """
 
     FIELDS = (("body_mass", 1.5), ("body_inertia", 1.5), ("geom_friction", 1.5), ("dof_damping", 1.3))
@@ -432,18 +436,22 @@ class WalkerRandParamsEnv(MujocoTaskEnv):
     def __init__(self):
         super().__init__("Walker2d-v5", episodes_per_task=2)
         m = self.sim.model
+        m.opt.timestep = 0.004  # the reference's model (v5: 0.002); dt = 0.016 s with frame skip 4
+        m.geom_friction[m.geom("foot_geom").id, 0] = 0.9  # the reference's right foot (v5: 1.9 like the left)
         self._default = {name: getattr(m, name).copy() for name, _ in self.FIELDS}
         self._sizes = [self._default[name].size for name, _ in self.FIELDS]
         self.task_dim = sum(self._sizes)  # 65
+        self._live = np.concatenate([self._default[name].ravel() != 0 for name, _ in self.FIELDS])  # 58 of them
 
     def sample_task(self):
-        return self.np_random.uniform(-3.0, 3.0, self.task_dim).astype(np.float32)
+        return np.where(self._live, self.np_random.uniform(-3.0, 3.0, self.task_dim), 0.0).astype(np.float32)
 
     def set_task(self, task):
         # Every task is set explicitly from the stored defaults, so nothing leaks from the previous one.
         self.task = np.asarray(task, np.float32)
         if self.task.shape != (self.task_dim,):
             raise ValueError(f"a Walker task is {self.task_dim} exponents u (multiplier 1.5^u), got shape {self.task.shape}")
+        self.task = np.where(self._live, self.task, 0.0).astype(np.float32)  # u of a parameter that is 0 does nothing
         m = self.sim.model
         for (name, base), u in zip(self.FIELDS, np.split(self.task.astype(np.float64), np.cumsum(self._sizes)[:-1])):
             getattr(m, name)[:] = self._default[name] * base ** u.reshape(self._default[name].shape)

@@ -1,7 +1,9 @@
-"""Greedy evaluation of trained runs, the paper's test-time metric: fresh tasks, deterministic actions.
+"""Greedy evaluation of trained runs, the paper's test-time metric: fresh tasks, deterministic actions; and
+the replay check, which says whether today's scripts still reproduce a committed run.
 
     python evaluate.py results/gridworld/gridworld__rnn_hn__lr0.0003__s73      # one run
     python evaluate.py results/gridworld --meta-episodes 1024                   # every finished run below
+    python evaluate.py results/gridworld --replay                               # match, or where it differs
 
 The training logs (`return` in progress.csv) hold the stochastic policy's returns; the paper's curves
 evaluate with the most likely action (the mean for Gaussian policies). This loads a run's final
@@ -13,18 +15,22 @@ inputs exactly as the training rollout does, and writes `eval.json` next to the 
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
 import glob
 import importlib
 import json
 import os
+import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import torch
 
 import envs
 
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 def play(agent, vec, obs, K: int, meta_episodes: int, greedy: bool = True):
     """Run `agent` on `vec` (first observations `obs`) until `meta_episodes` meta-episodes finish; returns
@@ -47,9 +53,7 @@ def play(agent, vec, obs, K: int, meta_episodes: int, greedy: bool = True):
                 action = dist.sample()
             else:
                 action = dist.probs.argmax(-1) if agent.discrete else dist.mean
-            env_action = action.numpy()
-            if not agent.discrete:
-                env_action = np.clip(env_action, space.low, space.high)
+            env_action = action.numpy()  # unclipped, as in training
             obs, reward, terminated, truncated, _ = vec.step(env_action)
             ended = terminated | truncated
             done_t = torch.as_tensor(ended, dtype=torch.float32)
@@ -100,6 +104,50 @@ def evaluate(run_dir: str, meta_episodes: int = 1024, num_envs: int = 16, seed: 
     return result
 
 
+def replay(run_dir: str, updates: int = 3, tolerance: float = 1e-3, script_dir: str = HERE) -> str:
+    """Re-runs the first `updates` updates of the run in `run_dir` from its config.json with today's script, in
+    a temporary folder, and compares every column of progress.csv but `time` and `sps` with the run's own rows.
+    Returns "match" or the first update and column that differ. Floats match when they agree to `tolerance`
+    relative (plus 1e-7 absolute, for values near 0); 0 asks for identical text. The default allows what
+    another CPU model's floating-point rounding does to the same computation (measured: 7e-5 relative on
+    a PPO loss, between an Intel Xeon and an AMD EPYC) and catches a changed setting or network line,
+    which moves the first update's losses by far more. `script_dir`: where today's scripts are."""
+    try:
+        with open(os.path.join(run_dir, "config.json")) as fh:
+            cfg = json.load(fh)
+        with open(os.path.join(run_dir, "progress.csv")) as fh:
+            committed = list(csv.DictReader(fh))[:updates]
+        fields = {f.name for f in dataclasses.fields(importlib.import_module(cfg["method"]).Args)}
+    except (OSError, ValueError, KeyError, ImportError) as e:
+        raise ValueError(f"{run_dir}: config.json or progress.csv is missing or unreadable ({type(e).__name__})") from None
+    flags = []
+    for key, value in cfg.items():
+        if key in fields and value is not None and key not in ("run_dir", "resume", "stop_after", "cuda", "cudagraphs"):
+            flags += [f"--{key.replace('_', '-')}", str(value).lower() if isinstance(value, bool) else str(value)]
+    with tempfile.TemporaryDirectory() as tmp:
+        p = subprocess.run([sys.executable, os.path.join(script_dir, f"{cfg['method']}.py"), *flags, "--run-dir",
+                            os.path.join(tmp, "run"), "--stop-after", str(len(committed)), "--log-every", "1000000"],
+                           capture_output=True, text=True)
+        if p.returncode != 0:
+            return f"today's {cfg['method']}.py failed: {(p.stderr.strip().splitlines() or ['?'])[-1]}"
+        with open(os.path.join(tmp, "run", "progress.csv")) as fh:
+            today = list(csv.DictReader(fh))
+    for old, new in zip(committed, today):
+        for col in old:
+            if col in ("time", "sps"):
+                continue
+            a, b = old[col], new.get(col)
+            if a == b:
+                continue
+            try:
+                same = tolerance > 0 and abs(float(a) - float(b)) <= tolerance * max(abs(float(a)), abs(float(b))) + 1e-7
+            except (TypeError, ValueError):
+                same = False
+            if not same:
+                return f"differs at update {old['update']}, column {col}: committed {a!r}, today {b!r}"
+    return "match" if len(today) >= len(committed) else f"today's run logged {len(today)} of {len(committed)} updates"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.error = lambda msg: parser.exit(2, f"{parser.prog}: error: {msg}\n")
@@ -107,10 +155,31 @@ def main(argv=None):
     parser.add_argument("--meta-episodes", type=int, default=1024, help="meta-episodes (tasks) per run")
     parser.add_argument("--seed", type=int, default=10_000, help="seed of the evaluation tasks")
     parser.add_argument("--all", action="store_true", help="also runs that have not finished (no summary.json)")
+    parser.add_argument("--replay", action="store_true",
+                        help="instead of evaluating: re-run each run's first updates with today's script and compare")
+    parser.add_argument("--replay-updates", type=int, default=3, help="updates that --replay re-runs")
+    parser.add_argument("--tolerance", type=float, default=1e-3,
+                        help="--replay: relative difference allowed in floats (0: identical text)")
     args = parser.parse_args(argv)
-    if args.meta_episodes < 1:
-        parser.error("--meta-episodes must be >= 1")
+    if args.meta_episodes < 1 or args.replay_updates < 1 or not args.tolerance >= 0:
+        parser.error("--meta-episodes and --replay-updates must be >= 1, --tolerance >= 0")
     torch.set_num_threads(1)
+    if args.replay:
+        runs = sorted({os.path.dirname(c) for p in args.paths for q in glob.glob(p) or [p]
+                       for c in glob.glob(os.path.join(q, "**", "config.json"), recursive=True)})
+        runs = [r for r in runs if os.path.exists(os.path.join(r, "progress.csv"))]
+        if not runs:
+            parser.error(f"no run (config.json and progress.csv) under {' '.join(args.paths)}")
+        stale = 0
+        for run in runs:
+            try:
+                verdict = replay(run, args.replay_updates, args.tolerance)
+            except ValueError as e:
+                sys.exit(f"evaluate.py: {e}")
+            stale += verdict != "match"
+            print(f"{run}: {verdict}", flush=True)
+        print(f"{len(runs) - stale} of {len(runs)} runs match their first {args.replay_updates} updates")
+        return 1 if stale else 0
     runs = sorted({os.path.dirname(c) for p in args.paths for q in glob.glob(p) or [p]
                    for c in glob.glob(os.path.join(q, "**", "checkpoint.pt"), recursive=True)})
     runs = [r for r in runs if args.all or os.path.exists(os.path.join(r, "summary.json"))]

@@ -21,6 +21,7 @@ import json
 import math
 import os
 import signal
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -414,6 +415,19 @@ def atomic_write(path, write):
     os.replace(tmp, path)
 
 
+def git_commit():
+    """The commit of the checkout this script runs from ("+changes" when tracked files differ from it), or None
+    outside git: config.json records it, so that anyone can check out the code that made a run."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
+        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                                 capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head.stdout.strip() + ("+changes" if changed.stdout.strip() else "") if head.returncode == 0 else None
+
+
 def csv_line(row, columns):
     return ",".join(_fmt(row.get(c)) for c in columns) + "\n"
 
@@ -457,6 +471,7 @@ def main(args: Args):
     # ------------------------------------------------------------------ env setup
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
+    torch.set_flush_denormal(True)  # on x86 CPUs, tiny numbers (Adam's decaying moments) cost ~3x an operation
     # Envs in subprocesses pay off from 4 free cores on (results/gpu/README.md); a CPU run keeps its cores for torch.
     asynchronous = args.async_envs if args.async_envs is not None else args.cuda and len(os.sched_getaffinity(0)) >= 4
     vec, next_obs, _ = envs.make_vec(args.env, args.num_envs, args.seed, asynchronous)
@@ -510,7 +525,11 @@ def main(args: Args):
     atomic_write(progress_csv, lambda fh: fh.write("".join([",".join(columns) + "\n"] +
                                                            [csv_line(r, columns) for r in rows]).encode()))
     session_start = elapsed
-    config = dataclasses.asdict(args) | {"resume": None, "stop_after": 0, "method": METHOD}
+    commit = git_commit()  # of the code that made the run's first updates: a resumed run keeps it
+    if args.resume:
+        with open(os.path.join(args.run_dir, "config.json")) as fh:
+            commit = json.load(fh).get("commit", commit)
+    config = dataclasses.asdict(args) | {"resume": None, "stop_after": 0, "method": METHOD, "commit": commit}
     atomic_write(os.path.join(args.run_dir, "config.json"), lambda fh: fh.write(json.dumps(config, indent=1).encode()))
     print(f"{METHOD} {args.env}: {num_updates} updates of {batch:,} frames, logs in {args.run_dir}", flush=True)
     try:
@@ -584,9 +603,9 @@ def main(args: Args):
             action, logprob_buf[t], value_buf[t], h, _ = act(
                 obs_buf[t], prev_action_buf[t], prev_reward_buf[t], new_task_buf[t], h)
             actions_buf[t], action = action, action.cpu()
+            # Unclipped, as in the reference: the reward's control cost sees the raw Gaussian sample, and MuJoCo
+            # clamps the motor command to its range itself.
             env_action = action.numpy()
-            if not agent.discrete:
-                env_action = np.clip(env_action, action_space.low, action_space.high)
             next_obs, reward, terminated, truncated, info = vec.step(env_action)
             ended = terminated | truncated
             r = torch.as_tensor(reward, dtype=torch.float32)

@@ -26,6 +26,7 @@ import json
 import math
 import os
 import signal
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -360,7 +361,7 @@ class MLP(nn.Module):
 class Decoder(nn.Module):
     """ReLU MLP from a belief sample z, with ReLU embeddings of the transition (s_j, a_j, and s_{j+1} for
     "s a s'"), to `out_dim` numbers: the 25 cells' goal logits (inputs ""), a reward, or a next state.
-    Inputs broadcast against each other, so z (B, T, 1, L) meets transitions (B, 1, J, .) once each."""
+    Inputs broadcast against each other, so z (B, T, 1, L) meets transitions (B, 1 or T, J, .) once each."""
 
     def __init__(self, latent_dim, obs_dim, act_dim, out_dim, hidden, embed, inputs):
         super().__init__()
@@ -472,23 +473,26 @@ def elbo(agent, batch, vae, kl_weight, flagged, target, recon_coef, task_coef):
     else:
         t_idx = (torch.rand(B, vae["terms"], device=dev) * (length[:, None] + 1)).long()
         t_ok = torch.ones_like(t_idx, dtype=torch.bool)
-    j_idx = steps.expand(B, H) if vae["decoded"] is None else (
-        torch.rand(B, vae["decoded"], device=dev) * length[:, None]).long()
-    j_ok = decodable.gather(1, j_idx)
+    # j: every step for every t (the grids), or `vae["decoded"]` draws for each t apart, as the reference's vae.py
+    j_idx = steps.expand(B, 1, H) if vae["decoded"] is None else (
+        torch.rand(B, t_idx.shape[1], vae["decoded"], device=dev) * length[:, None, None]).long()  # (B, 1 or T, J)
+    Tj, J = j_idx.shape[1:]
+    j_ok = decodable.gather(1, j_idx.flatten(1)).view(B, Tj, J)
     pick = lambda x, idx: x.gather(1, idx.view(*idx.shape, *[1] * (x.dim() - 2)).expand(*idx.shape, *x.shape[2:]))  # noqa: E731
     mu_t, logvar_t = pick(mu, t_idx), pick(logvar, t_idx)
     z = (mu_t + (0.5 * logvar_t).exp() * torch.randn_like(mu_t)).unsqueeze(2)  # (B, T, 1, L)
-    s, a, r, s_next = (pick(x, j_idx).unsqueeze(1) for x in (obs[:, :-1], actions, rewards, obs[:, 1:]))  # (B, 1, J, .)
+    s, a, r, s_next = (pick(x, j_idx.flatten(1)).view(B, Tj, J, *x.shape[2:])
+                       for x in (obs[:, :-1], actions, rewards, obs[:, 1:]))  # (B, 1 or T, J, .)
     rec = 0.0
     for name, decoder in agent.decoders.items():
         if name == "cell":  # Bernoulli "the goal is here" at the agent's cell after step j
-            logits = decoder(z.squeeze(2)).gather(2, pick(cells, j_idx).unsqueeze(1).expand(-1, z.shape[1], -1))
+            logits = decoder(z.squeeze(2)).gather(2, pick(cells, j_idx.flatten(1)).view(B, Tj, J).expand(-1, z.shape[1], -1))
             rec = rec + F.binary_cross_entropy_with_logits(logits, (r == 1.0).float().expand_as(logits), reduction="none")
         elif name == "reward":
             rec = rec + (decoder(z, s, a, s_next).squeeze(-1) - r) ** 2
         else:  # the next state
             rec = rec + ((decoder(z, s, a) - s_next) ** 2).mean(-1)
-    rec_loss = (rec * (t_ok[:, :, None] & j_ok[:, None, :])).sum() / B
+    rec_loss = (rec * (t_ok[:, :, None] & j_ok)).sum() / B
     kl_loss = (kl.gather(1, t_idx) * t_ok).sum()
     ti_loss = (task_loss(agent.task_decoder, z.squeeze(2), target) * t_ok).sum()
     return recon_coef * rec_loss + kl_weight * kl_loss + task_coef * ti_loss, rec_loss, kl_loss, ti_loss
@@ -642,6 +646,19 @@ def atomic_write(path, write):
     os.replace(tmp, path)
 
 
+def git_commit():
+    """The commit of the checkout this script runs from ("+changes" when tracked files differ from it), or None
+    outside git: config.json records it, so that anyone can check out the code that made a run."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
+        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                                 capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head.stdout.strip() + ("+changes" if changed.stdout.strip() else "") if head.returncode == 0 else None
+
+
 def csv_line(row, columns):
     return ",".join(_fmt(row.get(c)) for c in columns) + "\n"
 
@@ -686,6 +703,7 @@ def main(args: Args):
     # ------------------------------------------------------------------ env setup
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
+    torch.set_flush_denormal(True)  # on x86 CPUs, tiny numbers (Adam's decaying moments) cost ~3x an operation
     # Envs in subprocesses pay off from 4 free cores on (results/gpu/README.md); a CPU run keeps its cores for torch.
     asynchronous = args.async_envs if args.async_envs is not None else args.cuda and len(os.sched_getaffinity(0)) >= 4
     vec, next_obs, reset_info = envs.make_vec(args.env, args.num_envs, args.seed, asynchronous)
@@ -750,7 +768,11 @@ def main(args: Args):
     atomic_write(progress_csv, lambda fh: fh.write("".join([",".join(columns) + "\n"] +
                                                            [csv_line(r, columns) for r in rows]).encode()))
     session_start = elapsed
-    config = dataclasses.asdict(args) | {"resume": None, "stop_after": 0, "method": METHOD}
+    commit = git_commit()  # of the code that made the run's first updates: a resumed run keeps it
+    if args.resume:
+        with open(os.path.join(args.run_dir, "config.json")) as fh:
+            commit = json.load(fh).get("commit", commit)
+    config = dataclasses.asdict(args) | {"resume": None, "stop_after": 0, "method": METHOD, "commit": commit}
     atomic_write(os.path.join(args.run_dir, "config.json"), lambda fh: fh.write(json.dumps(config, indent=1).encode()))
     print(f"{METHOD} {args.env}: {num_updates} updates of {batch:,} frames, logs in {args.run_dir}", flush=True)
     try:
@@ -839,9 +861,9 @@ def main(args: Args):
             action, logprob_buf[t], value_buf[t], h, latent_buf[t] = act(
                 obs_buf[t], prev_action_buf[t], prev_reward_buf[t], new_task_buf[t], h, task_buf[t] if pretraining else None)
             actions_buf[t], action = action, action.cpu()
+            # Unclipped, as in the reference: the reward's control cost sees the raw Gaussian sample, and MuJoCo
+            # clamps the motor command to its range itself.
             env_action = action.numpy()
-            if not agent.discrete:
-                env_action = np.clip(env_action, action_space.low, action_space.high)
             next_obs, reward, terminated, truncated, info = vec.step(env_action)
             ended = terminated | truncated
             r = torch.as_tensor(reward, dtype=torch.float32)
@@ -927,6 +949,10 @@ def main(args: Args):
                 target = agent.policy_weights(g) if args.target == "weights" else g
             loss, rec, kl, ti = elbo(agent, episodes, vae_settings(args.env), args.kl_weight, K > 1, target,
                                      args.recon_coef, args.task_coef)
+            if not torch.isfinite(loss):
+                save(update, "checkpoint_nan.pt")
+                sys.exit(f"{METHOD}: non-finite VAE loss at update {update}; the state at that point is in "
+                         f"{os.path.join(args.run_dir, 'checkpoint_nan.pt')} (try a lower --vae-lr)")
             vae_optimizer.zero_grad()
             loss.backward()
             stats["encoder_grad_norm"].append(nn.utils.clip_grad_norm_(vae_params, math.inf).item())  # not clipped

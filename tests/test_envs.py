@@ -214,6 +214,52 @@ def test_walker_65_multipliers_per_task():
     np.testing.assert_allclose(m.dof_invweight0, fresh.model.dof_invweight0, rtol=1e-6)
 
 
+def test_walker_reference_model_and_its_seven_inert_parameters():
+    # The reference's walker2d.xml: 0.004 s (RK4) x frame skip 4 = 0.016 s a step; right foot friction 0.9,
+    # left 1.9 (Walker2d-v5: 0.002 s, 1.9 on both feet)
+    env = envs.make_env("walker")
+    m = env.sim.model
+    assert env.sim.dt == pytest.approx(0.016) and m.opt.timestep == pytest.approx(0.004)
+    env.reset(seed=0, options={"task": np.zeros(65)})
+    assert m.geom_friction[m.geom("foot_geom").id, 0] == pytest.approx(0.9)
+    assert m.geom_friction[m.geom("foot_left_geom").id, 0] == pytest.approx(1.9)
+    # u = 0 where the default is 0: the world body's mass (0) and inertia (8-10), the root joints' damping (56-58)
+    inert = [0, 8, 9, 10, 56, 57, 58]
+    for seed in range(20):
+        _, info = env.reset(seed=seed)
+        assert np.all(info["task"][inert] == 0) and np.count_nonzero(info["task"]) == 58
+    _, info = env.reset(options={"task": np.full(65, 2.0)})
+    assert np.all(info["task"][inert] == 0) and np.all(np.delete(info["task"], inert) == 2.0)
+
+
+def test_walker_multipliers_by_hand_and_derived_constants_after_a_task():
+    # Hard-coded bases (1.5 for masses, inertias, frictions; 1.3 for damping), not the code's own FIELDS
+    env = envs.make_env("walker")
+    m = env.sim.model
+    fresh = envs.make_env("walker").sim.model
+    u = np.linspace(-3, 3, 65).astype(np.float32)
+    env.reset(seed=0, options={"task": u})
+    assert m.body_mass[1] == pytest.approx(fresh.body_mass[1] * 1.5 ** u[1], rel=1e-5)  # the torso
+    assert m.body_inertia[2, 1] == pytest.approx(fresh.body_inertia[2, 1] * 1.5 ** u[8 + 3 * 2 + 1], rel=1e-5)
+    assert m.geom_friction[0, 0] == pytest.approx(fresh.geom_friction[0, 0] * 1.5 ** u[32], rel=1e-5)  # the floor
+    assert m.dof_damping[3] == pytest.approx(fresh.dof_damping[3] * 1.3 ** u[56 + 3], rel=1e-5)  # the first hinge
+    # derived constants follow the new masses (mj_setConst): the world's subtree mass is the total mass
+    assert m.body_subtreemass[0] == pytest.approx(m.body_mass.sum(), rel=1e-6)
+    assert not m.body_subtreemass[0] == pytest.approx(fresh.body_subtreemass[0], rel=1e-3)
+
+
+def test_cheetah_control_cost_on_the_raw_action_and_the_motors_clamped():
+    # As in the reference, the env gets the raw Gaussian sample: the reward's control cost is on it, and MuJoCo
+    # clamps the motor command to [-1, 1] itself, so action 2.0 moves the body as 1.0 does and costs 4x
+    out = {}
+    for a in (1.0, 2.0):
+        env = envs.make_env("cheetah-dir")
+        env.reset(seed=0, options={"task": [1.0]})
+        out[a] = env.step(np.full(6, a))
+    np.testing.assert_array_equal(out[1.0][0], out[2.0][0])
+    assert out[2.0][1] - out[1.0][1] == pytest.approx(-0.05 * 6 * (2.0**2 - 1.0**2), rel=1e-6)
+
+
 def test_walker_two_inner_episodes():
     env = envs.make_env("walker")
     env.reset(seed=1)

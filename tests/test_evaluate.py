@@ -2,6 +2,10 @@
 
 import csv
 import json
+import os
+import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -67,3 +71,28 @@ def test_bad_meta_episodes_one_line_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         evaluate.main([str(tmp_path), "--meta-episodes", "0"])
     assert e.value.code == 2 and "--meta-episodes must be >= 1" in capsys.readouterr().err
+
+
+def test_replay_matches_and_catches_a_changed_setting_or_network_line(tmp_path):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    run_dir = tmp_path / "run"
+    subprocess.run([sys.executable, "rnn.py", "--total-timesteps", "1920", "--threads", "1", "--run-dir", str(run_dir)],
+                   cwd=root, check=True, capture_output=True)
+    assert evaluate.replay(str(run_dir), updates=2, tolerance=0) == "match"  # same machine: identical text
+    # one changed line of the network: a copy of the scripts whose hidden layers use ReLU
+    code = tmp_path / "code"
+    code.mkdir()
+    shutil.copy(os.path.join(root, "envs.py"), code)
+    text = open(os.path.join(root, "rnn.py")).read()
+    assert text.count("x = torch.tanh(layer(x))") == 1
+    (code / "rnn.py").write_text(text.replace("x = torch.tanh(layer(x))", "x = torch.relu(layer(x))"))
+    assert evaluate.replay(str(run_dir), updates=2, script_dir=str(code)).startswith("differs at update 1, column ")
+    # one changed setting
+    cfg = json.loads((run_dir / "config.json").read_text())
+    (run_dir / "config.json").write_text(json.dumps(cfg | {"ent_coef": 0.11}))
+    verdict = evaluate.replay(str(run_dir), updates=2)
+    assert verdict.startswith("differs at update 1, column ") and "committed" in verdict, verdict
+    # the command: one line per run and a count; exit 1 when a run does not match
+    p = subprocess.run([sys.executable, "evaluate.py", str(tmp_path), "--replay", "--replay-updates", "2"],
+                       cwd=root, capture_output=True, text=True)
+    assert p.returncode == 1 and p.stdout.splitlines()[-1] == "0 of 1 runs match their first 2 updates", p.stdout

@@ -282,6 +282,16 @@ def test_flags_parse_like_a_user_types_them():
     assert "(default: per env)" in text and "(default: None)" not in text
 
 
+@pytest.mark.parametrize("method", ["rnn", "rnn_s", "rnn_hn", "vi_hn", "ti_pp_hn", "ti"])
+def test_the_env_gets_the_raw_gaussian_sample(method, tmp_path, monkeypatch):
+    # The reference passes the sample unclipped (the control cost sees it; MuJoCo clamps the motors)
+    seen, step = [], envs.GymVec.step
+    monkeypatch.setattr(envs.GymVec, "step", lambda self, a: (seen.append(np.abs(a).max()), step(self, a))[1])
+    run(method, "--env", "cheetah-dir", "--num-steps", "20", "--total-timesteps", "320", "--threads", "1",
+        tmp_path=tmp_path)
+    assert len(seen) == 20 and max(seen) > 1.0  # log-std starts at 0: samples of std 1 leave [-1, 1]
+
+
 @pytest.mark.parametrize("method", ["rnn_hn", "ti_pp_hn"])
 def test_envs_in_subprocesses_give_the_same_numbers(method, tmp_path):
     # --async-envs (gymnasium's subprocess vector env; the default with --cuda on 4+ cores) steps the same envs

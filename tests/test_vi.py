@@ -2,6 +2,7 @@
 and VAE, the Grid-World decoder's targets, a VAE that finds the goal, learning, and resuming exactly."""
 
 import csv
+import importlib
 import os
 from types import SimpleNamespace
 
@@ -261,3 +262,34 @@ def test_evaluate_plays_a_vi_run_with_its_inferred_belief(tmp_path):
     run("--env", "gridworld", "--total-timesteps", "960", "--hn", "false", tmp_path=tmp_path)
     res = evaluate.evaluate(str(tmp_path / "run"), meta_episodes=16)
     assert res["method"] == "vi_hn" and res["meta_episodes"] == 16 and np.isfinite(res["return"])
+
+
+@pytest.mark.parametrize("name", ["vi_hn", "ti_pp_hn", "ti"])
+def test_each_belief_decodes_its_own_draw_of_steps(name):
+    # MuJoCo: 50 beliefs t, and for each of them apart 50 decoded steps j (the reference's vae.py), not one
+    # set of j for every t. The first feature of the observation is the step index, so the decoder's
+    # input tells which steps it decodes.
+    mod = importlib.import_module(name)
+    agent = mod.Agent(18, envs.make_env("walker").action_space, envs.get_spec("walker"),
+                      mod.parse_args(["--env", "walker"]))
+    H = 400
+    obs = torch.zeros(1, H + 1, 18)
+    obs[0, :, 0] = torch.arange(H + 1.0)
+    batch = dict(obs=obs, actions=torch.zeros(1, H, 6), rewards=torch.zeros(1, H),
+                 cells=torch.zeros(1, H, dtype=torch.long), length=torch.tensor([H]))
+    seen, decoder = [], agent.decoders["state"]
+    forward = decoder.forward
+    decoder.forward = lambda z, s=None, a=None, s_next=None: (seen.append(s[..., 0]), forward(z, s, a, s_next))[1]
+    extra = () if name == "vi_hn" else (torch.zeros(1, agent.task_decoder.out.out_features), 1.0, 1.0)
+    mod.elbo(agent, batch, mod.vae_settings("walker"), 1.0, True, *extra)
+    j = seen[0][0]  # (t, j): the steps decoded for each belief
+    assert j.shape == (50, 50) and len({tuple(row.tolist()) for row in j}) == 50
+
+
+def test_non_finite_vae_loss_stops_in_one_line_and_saves(tmp_path, monkeypatch):
+    real = vi_hn.elbo
+    monkeypatch.setattr(vi_hn, "elbo", lambda *a: (lambda out: (out[0] * float("nan"), *out[1:]))(real(*a)))
+    with pytest.raises(SystemExit) as e:
+        run("--total-timesteps", "1920", "--threads", "1", tmp_path=tmp_path)
+    assert "non-finite VAE loss at update 1" in str(e.value) and "\n" not in str(e.value)
+    assert (tmp_path / "run" / "checkpoint_nan.pt").exists()
