@@ -107,11 +107,12 @@ def evaluate(run_dir: str, meta_episodes: int = 1024, num_envs: int = 16, seed: 
 def replay(run_dir: str, updates: int = 3, tolerance: float = 1e-3, script_dir: str = HERE) -> str:
     """Re-runs the first `updates` updates of the run in `run_dir` from its config.json with today's script, in
     a temporary folder, and compares every column of progress.csv but `time` and `sps` with the run's own rows.
-    Returns "match" or the first update and column that differ. Floats match when they agree to `tolerance`
-    relative (plus 1e-7 absolute, for values near 0); 0 asks for identical text. The default allows what
-    another CPU model's floating-point rounding does to the same computation (measured: 7e-5 relative on
-    a PPO loss, between an Intel Xeon and an AMD EPYC) and catches a changed setting or network line,
-    which moves the first update's losses by far more. `script_dir`: where today's scripts are."""
+    Returns "match (...)", with the largest difference found, or the first update and column that differ. Two numbers match when they differ by at most
+    `tolerance` times the largest magnitude of that column in the compared rows (so a loss that happens to
+    cross 0 is judged on its scale, not on its tiny value); 0 asks for identical text. The default allows
+    what another CPU model's float rounding does to the same computation (measured between an Intel Xeon
+    and an AMD EPYC: up to 7e-5 of a column's scale) and catches a changed setting or network line, which
+    moves the first updates' losses by far more. `script_dir`: where today's scripts are."""
     try:
         with open(os.path.join(run_dir, "config.json")) as fh:
             cfg = json.load(fh)
@@ -132,6 +133,15 @@ def replay(run_dir: str, updates: int = 3, tolerance: float = 1e-3, script_dir: 
             return f"today's {cfg['method']}.py failed: {(p.stderr.strip().splitlines() or ['?'])[-1]}"
         with open(os.path.join(tmp, "run", "progress.csv")) as fh:
             today = list(csv.DictReader(fh))
+    def number(text):
+        try:
+            return float(text)
+        except (TypeError, ValueError):
+            return None
+
+    scale = {col: max([abs(number(r[col])) for r in committed if number(r[col]) is not None] or [0.0])
+             for col in committed[0]} if committed else {}
+    largest = 0.0
     for old, new in zip(committed, today):
         for col in old:
             if col in ("time", "sps"):
@@ -139,13 +149,15 @@ def replay(run_dir: str, updates: int = 3, tolerance: float = 1e-3, script_dir: 
             a, b = old[col], new.get(col)
             if a == b:
                 continue
-            try:
-                same = tolerance > 0 and abs(float(a) - float(b)) <= tolerance * max(abs(float(a)), abs(float(b))) + 1e-7
-            except (TypeError, ValueError):
-                same = False
+            if number(a) is not None and number(b) is not None:
+                largest = max(largest, abs(number(a) - number(b)) / max(scale[col], 1e-12))
+            same = tolerance > 0 and number(a) is not None and number(b) is not None and \
+                abs(number(a) - number(b)) <= tolerance * scale[col] + 1e-12
             if not same:
                 return f"differs at update {old['update']}, column {col}: committed {a!r}, today {b!r}"
-    return "match" if len(today) >= len(committed) else f"today's run logged {len(today)} of {len(committed)} updates"
+    if len(today) < len(committed):
+        return f"today's run logged {len(today)} of {len(committed)} updates"
+    return f"match (largest difference {largest:.1g} of its column's scale)" if largest else "match (identical)"
 
 
 def main(argv=None):
@@ -176,7 +188,7 @@ def main(argv=None):
                 verdict = replay(run, args.replay_updates, args.tolerance)
             except ValueError as e:
                 sys.exit(f"evaluate.py: {e}")
-            stale += verdict != "match"
+            stale += not verdict.startswith("match")
             print(f"{run}: {verdict}", flush=True)
         print(f"{len(runs) - stale} of {len(runs)} runs match their first {args.replay_updates} updates")
         return 1 if stale else 0

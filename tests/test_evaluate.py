@@ -78,7 +78,7 @@ def test_replay_matches_and_catches_a_changed_setting_or_network_line(tmp_path):
     run_dir = tmp_path / "run"
     subprocess.run([sys.executable, "rnn.py", "--total-timesteps", "1920", "--threads", "1", "--run-dir", str(run_dir)],
                    cwd=root, check=True, capture_output=True)
-    assert evaluate.replay(str(run_dir), updates=2, tolerance=0) == "match"  # same machine: identical text
+    assert evaluate.replay(str(run_dir), updates=2, tolerance=0) == "match (identical)"  # same machine and code
     # one changed line of the network: a copy of the scripts whose hidden layers use ReLU
     code = tmp_path / "code"
     code.mkdir()
