@@ -111,8 +111,8 @@ def mismatch(run, args):
     with open(path) as fh:
         saved = json.load(fh)
     wanted = dataclasses.asdict(importlib.import_module(run["script"]).parse_args(settings(run, args)))
-    for key, value in wanted.items():
-        if key not in OPERATIONAL and saved.get(key) != value:
+    for key, value in wanted.items():  # (a setting newer than the run is absent from its config: it ran the default)
+        if key not in OPERATIONAL and key in saved and saved[key] != value:
             return (f"{run['dir']} holds a run with {key}={saved.get(key)!r}, this sweep asks {key}={value!r}; "
                     f"use another --out or --tag, or delete that folder")
     return None

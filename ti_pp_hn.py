@@ -88,7 +88,7 @@ class Args:
                                                                 "minibatch as CUDA graphs (several times faster)"})
     async_envs: bool = field(default=None, metadata={"help": "step MuJoCo/MC-LS/ML10 envs in subprocesses "
                                                              "(default: with --cuda on 4 or more cores)"})
-    threads: int = field(default=2, metadata={"help": "torch CPU threads"})
+    threads: int = field(default=1, metadata={"help": "torch CPU threads (more spin-wait on a busy machine; README)"})
     log_every: int = field(default=10, metadata={"help": "print a progress line every N updates (and every 30 s)"})
     save_every: int = field(default=100, metadata={"help": "checkpoint every N updates (0: only at the end)"})
     run_dir: str = field(default=None, metadata={"help": "output folder (default: runs/<env>__<method>__<seed>__<time>)"})
