@@ -707,7 +707,7 @@ def main(args: Args):
             vec.set_state(ckpt["env_state"])
         else:  # envs that cannot restore their state start new meta-episodes here
             vec.close()
-            vec, next_obs, _ = envs.make_vec(args.env, args.num_envs, args.seed + start_update)
+            vec, next_obs, _ = envs.make_vec(args.env, args.num_envs, args.seed + start_update, asynchronous)
             carry.update(obs=torch.as_tensor(next_obs), new_task=torch.ones(N))
             carry["stage"]["t"][:] = 0
         rows = read_progress(progress_csv, start_update)
