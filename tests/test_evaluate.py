@@ -1,6 +1,7 @@
 """evaluate.py: it must feed the recurrent inputs exactly as the training rollout does, and run anywhere."""
 
 import csv
+import importlib
 import json
 import os
 import shutil
@@ -96,3 +97,25 @@ def test_replay_matches_and_catches_a_changed_setting_or_network_line(tmp_path):
     p = subprocess.run([sys.executable, "evaluate.py", str(tmp_path), "--replay", "--replay-updates", "2"],
                        cwd=root, capture_output=True, text=True)
     assert p.returncode == 1 and p.stdout.splitlines()[-1] == "0 of 1 runs match their first 2 updates", p.stdout
+
+
+@pytest.mark.parametrize("env", ["gridworld", "cheetah-dir"])
+@pytest.mark.parametrize("method", ["rnn", "rnn_hn", "vi_hn", "ti_pp_hn"])
+def test_greedy_play_takes_the_most_likely_action(method, env, monkeypatch):
+    # Discrete heads: the argmax of the probabilities; Gaussian heads: the mean, handed to the env unclipped
+    mod = importlib.import_module(method)
+    vec, obs, _ = envs.make_vec(env, 4, 0)
+    torch.manual_seed(0)
+    agent = mod.Agent(obs.shape[1], vec.single_action_space, envs.get_spec(env), mod.parse_args(["--env", env]))
+    best, heads = [], mod.Agent.heads
+
+    def recording(self, latent, o, *rest):
+        dist, value = heads(self, latent, o, *rest)
+        best.append(dist.probs.argmax(-1) if self.discrete else dist.mean)
+        return dist, value
+
+    monkeypatch.setattr(mod.Agent, "heads", recording)
+    sent, step = [], vec.step
+    vec.step = lambda a: (sent.append(np.array(a)), step(a))[1]
+    evaluate.play(agent, vec, obs, envs.get_spec(env).episodes_per_task, meta_episodes=4, greedy=True)
+    assert len(sent) == len(best) > 0 and all(np.array_equal(a, b.numpy()) for a, b in zip(sent, best))

@@ -21,6 +21,7 @@ import envs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 METHODS = ["rnn_hn", "rnn_s", "rnn"]
+ALL = ["rnn", "rnn_s", "rnn_hn", "vi_hn", "ti_pp_hn", "ti"]  # every method script, for the checks they share
 # Grid-World, seed 73, lr 1e-3: the mean return of the last 5 updates must pass the bar. Measured (CPU):
 # rnn_hn 2.35 and rnn -0.78 after 48 updates (46,080 frames), rnn_s 0.38 after 96 (it starts slower:
 # -3.97 after 48). A uniformly random policy scores -4.61 and rnn_hn on shuffled rewards -4.47
@@ -282,7 +283,40 @@ def test_flags_parse_like_a_user_types_them():
     assert "(default: per env)" in text and "(default: None)" not in text
 
 
-@pytest.mark.parametrize("method", ["rnn", "rnn_s", "rnn_hn", "vi_hn", "ti_pp_hn", "ti"])
+@pytest.mark.parametrize("method", ALL)
+def test_rollout_keeps_the_memory_across_inner_episodes_and_resets_it_at_a_new_task(method, tmp_path, monkeypatch):
+    # Grid-World: a task is 4 inner episodes of 15 steps, one task per 60-step rollout. The GRU state may be
+    # reset only where a new task starts (t = 0, 60), never at an inner-episode end (t = 15, 30, 45, 75, ...).
+    mod = importlib.import_module(method)
+    seen, act = [], mod.Agent.act
+
+    def recording(self, obs, prev_action, prev_reward, new_task, h, *rest):
+        out = act(self, obs, prev_action, prev_reward, new_task, h, *rest)
+        seen.append((obs[:, -1].clone(), new_task.clone(), h.clone(), out[3].clone()))
+        return out
+
+    monkeypatch.setattr(mod.Agent, "act", recording)
+    run(method, "--total-timesteps", "1920", "--threads", "1", tmp_path=tmp_path)  # 2 updates, 2 tasks per env
+    steps = torch.arange(len(seen))[:, None].expand(-1, 16)
+    flags, new_task = torch.stack([s[0] for s in seen]), torch.stack([s[1] for s in seen])
+    assert len(seen) == 120 and torch.equal(flags, ((steps % 15 == 0) & (steps % 60 != 0)).float())  # inner ends
+    assert torch.equal(new_task, (steps % 60 == 0).float())  # the only resets
+    for t in range(1, 120):  # and nothing else touches the state between steps, rollouts included
+        assert torch.equal(seen[t][2], seen[t - 1][3]), t
+
+
+@pytest.mark.parametrize("method", ALL)
+def test_advantages_are_normalised_per_batch(method, tmp_path, monkeypatch):
+    mod = importlib.import_module(method)
+    seen, ppo_loss = [], mod.ppo_loss
+    monkeypatch.setattr(mod, "ppo_loss", lambda logprob, old, adv, *rest: (seen.append(adv.clone()),
+                                                                          ppo_loss(logprob, old, adv, *rest))[1])
+    run(method, "--total-timesteps", "960", "--threads", "1", tmp_path=tmp_path)
+    epoch = torch.cat(seen[:4])  # the first epoch's 4 minibatches cover the 16 envs once
+    assert epoch.numel() == 960 and abs(epoch.mean()) < 1e-5 and abs(epoch.std() - 1) < 1e-4
+
+
+@pytest.mark.parametrize("method", ALL)
 def test_the_env_gets_the_raw_gaussian_sample(method, tmp_path, monkeypatch):
     # The reference passes the sample unclipped (the control cost sees it; MuJoCo clamps the motors)
     seen, step = [], envs.GymVec.step

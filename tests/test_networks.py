@@ -9,6 +9,7 @@ import torch
 import envs
 
 METHODS = ["rnn_hn", "rnn_s", "rnn"]
+HN = ["rnn_hn", "vi_hn", "ti_pp_hn"]  # the scripts with a hypernetwork policy (each has its own copy)
 
 
 def make_agent(method, env="gridworld", *argv):
@@ -23,11 +24,10 @@ def make_agent(method, env="gridworld", *argv):
 # ------------------------------------------------------------------------- the hypernetwork (RNN+HN)
 @pytest.mark.parametrize("in_dim,out_dim", [(7, 19), (19, 7)])  # both evaluation orders
 @pytest.mark.parametrize("init", ["bias", "kaiming"])
-def test_generated_linear_fast_form_equals_generated_weights(in_dim, out_dim, init):
-    import rnn_hn
-
+@pytest.mark.parametrize("method", HN)
+def test_generated_linear_fast_form_equals_generated_weights(method, in_dim, out_dim, init):
     torch.manual_seed(1)
-    layer = rnn_hn.GeneratedLinear(in_dim, out_dim, 5, lambda w: torch.nn.init.normal_(w), init)
+    layer = importlib.import_module(method).GeneratedLinear(in_dim, out_dim, 5, lambda w: torch.nn.init.normal_(w), init)
     with torch.no_grad():
         for p in layer.parameters():
             p.add_(torch.randn_like(p))  # off the init, so every head matters
@@ -37,10 +37,11 @@ def test_generated_linear_fast_form_equals_generated_weights(in_dim, out_dim, in
     torch.testing.assert_close(layer(s, z), explicit, rtol=1e-5, atol=1e-5)
 
 
-def test_bias_hyperinit_same_policy_for_every_trajectory_kaiming_not():
+@pytest.mark.parametrize("method", HN)
+def test_bias_hyperinit_same_policy_for_every_trajectory_kaiming_not(method):
     outputs = {}
     for init in ("bias", "kaiming"):
-        _, agent = make_agent("rnn_hn", "walker", "--hyper-init", init)
+        _, agent = make_agent(method, "walker", "--hyper-init", init)
         T, obs_dim = 20, 18
         obs = torch.randn(T, 2, obs_dim)
         obs[:, 1] = obs[:, 0]  # same states, different histories:
@@ -60,8 +61,9 @@ def test_bias_hyperinit_same_policy_for_every_trajectory_kaiming_not():
     assert (mean[0] - mean[1]).abs().max() > 1e-3 and (value[0] - value[1]).abs().max() > 1e-3
 
 
-def test_bias_hyperinit_values():
-    _, agent = make_agent("rnn_hn", "gridworld")
+@pytest.mark.parametrize("method", HN)
+def test_bias_hyperinit_values(method):
+    _, agent = make_agent(method, "gridworld")
     first = agent.actor.layers[0]
     assert torch.count_nonzero(first.m[:, :-1]) == 0 and torch.count_nonzero(first.bias_head.weight) == 0
     assert torch.count_nonzero(first.bias_head.bias) == 0
@@ -198,10 +200,9 @@ def test_one_state_embedding_shared_and_encoder_reads_raw_inputs(method):
     assert not torch.allclose(value, value2) and not torch.allclose(dist.mean, dist2.mean)
 
 
-def test_kaiming_ablation_tanh_gain_zero_biases_and_critic_output_init():
-    import rnn_hn
-
-    _, agent = make_agent("rnn_hn", "gridworld", "--hyper-init", "kaiming")
+@pytest.mark.parametrize("method", HN)
+def test_kaiming_ablation_tanh_gain_zero_biases_and_critic_output_init(method):
+    mod, agent = make_agent(method, "gridworld", "--hyper-init", "kaiming")
     layer = agent.actor.layers[0]  # heads of z (25-d): Kaiming-uniform with tanh's gain, bound 5/3 sqrt(3/25)
     bound = 5 / 3 * np.sqrt(3 / 25)
     w = layer.m[:, :-1]
@@ -210,6 +211,6 @@ def test_kaiming_ablation_tanh_gain_zero_biases_and_critic_output_init():
     # Bias-HyperInit: the critic's generated output layer starts as kaiming_uniform_(a=0): bound sqrt(6/128)
     # (PyTorch's default Linear init would stay below 1/sqrt(128), i.e. 0.41x of it).
     torch.manual_seed(0)
-    critic_out = rnn_hn.Agent(3, envs.make_vec("gridworld", 1, 0)[0].single_action_space, envs.get_spec("gridworld"),
-                              rnn_hn.parse_args([])).critic.out.m[:, -1]
+    critic_out = mod.Agent(3, envs.make_vec("gridworld", 1, 0)[0].single_action_space, envs.get_spec("gridworld"),
+                           mod.parse_args([])).critic.out.m[:, -1]
     assert critic_out.abs().max() <= np.sqrt(6 / 128) and critic_out.abs().max() > 0.9 * np.sqrt(6 / 128)
