@@ -74,6 +74,19 @@ def smooth(y, frac=0.1):
     return out
 
 
+# One look per method, families apart: the recurrent family in blues, VariBAD in greens, task inference in
+# oranges, reds and purples; within a family the line style tells the members apart.
+STYLE = {"rnn": ("#6baed6", "--"), "rnn_s": ("#2171b5", "-."), "rnn_hn": ("#08306b", "-"),
+         "rnn_hn-kaiming": ("#9ecae1", ":"), "vi": ("#74c476", "--"), "vi_hn": ("#00441b", "-"),
+         "ti_naive": ("#fdae6b", ":"), "ti": ("#f16913", "--"), "ti_pp": ("#cb181d", "-."), "ti_hn": ("#9e9ac8", "--"),
+         "ti_pp_hn": ("#67000d", "-"), "bi_pp_hn": ("#54278f", "-.")}
+
+
+def style(method):
+    colour, ls = STYLE.get(method, (None, "-"))
+    return {"color": colour, "ls": ls}
+
+
 # Variants a script's flags select, named as in the paper: (script, flag, value) -> method.
 VARIANTS = {("vi_hn", "hn", False): "vi", ("ti_pp_hn", "hn", False): "ti_pp", ("ti_pp_hn", "pp", False): "ti_hn",
             ("ti_pp_hn", "target", "weights"): "bi_pp_hn", ("ti", "naive", True): "ti_naive"}
@@ -118,7 +131,9 @@ def load_runs(paths, finished=False):
         if os.path.exists(os.path.join(folder, "eval.json")):
             with open(os.path.join(folder, "eval.json")) as fh:
                 greedy = json.load(fh)["return"]
+        parts = os.path.basename(folder).split("__")  # <env>__<script>[-<tag>]__lr<lr>__s<seed>, sweep.py's names
         runs.append({"folder": folder, "env": cfg["env"], "method": method, "lr": cfg["lr"], "seed": cfg["seed"],
+                     "folder_name": parts[1] if len(parts) == 4 else method,
                      "greedy": greedy, "done": os.path.exists(os.path.join(folder, "summary.json")),
                      "step": col("global_step"), "return": col("return"), "grad": col("latent_grad_norm"),
                      "hours": col("time")[-1] / 3600,  # training seconds, summed over resumed sessions
@@ -184,7 +199,12 @@ def main(argv=None):
     args = parser.parse_args(argv)
     runs = load_runs(args.paths, args.finished)
     if args.methods:
-        wanted = args.methods.split(",")
+        # A method may be named as in the tables (ti_pp) or as in its folders (ti_pp_hn-pp): the same runs.
+        aliases = {r["folder_name"]: r["method"] for r in runs if r["folder_name"] != r["method"]}
+        wanted = [aliases.get(m, m) for m in args.methods.split(",")]
+        for m in args.methods.split(","):
+            if m in aliases and aliases[m] != m:
+                print(f"--methods: {m} (its folders' name) is {aliases[m]} in the figures and tables", file=sys.stderr)
         have = sorted({r["method"] for r in runs})
         unknown = [m for m in wanted if m not in have]
         if runs and unknown:  # a misspelt name would silently drop a method from the figure
@@ -217,9 +237,11 @@ def main(argv=None):
     env_names = sorted({r["env"] for r in runs})
     table = ["| env | method | best lr | seeds | frames | final return (mean [68% CI]) | % of Bayes-optimal "
              "| greedy eval return (mean [68% CI]) | % of Bayes-optimal |", "|---|---|---|---|---|---|---|---|---|"]
-    figs = {name: plt.subplots(1, len(env_names), figsize=(5 * len(env_names), 3.8), squeeze=False)
+    figs = {name: plt.subplots(1, len(env_names), figsize=(5 * len(env_names) + 2.5, 3.8), squeeze=False)
             for name in ("returns", "grad_norm")}
-    order = list(dict.fromkeys(r["method"] for r in runs))  # --methods' order, else the folders'
+    order = list(dict.fromkeys(r["method"] for r in runs))  # --methods' order, else by family (STYLE's order)
+    if not args.methods:
+        order.sort(key=lambda m: list(STYLE).index(m) if m in STYLE else len(STYLE))
     by_order = sorted(best.items(), key=lambda item: (item[0][0], order.index(item[0][1])))
     for j, env in enumerate(env_names):
         for (e, method), lr in by_order:
@@ -231,8 +253,9 @@ def main(argv=None):
             for name, key in (("returns", "return"), ("grad_norm", "grad")):
                 mean, lo, hi = mean_curve(group, key, grid)
                 ax = figs[name][1][0, j]
-                line, = ax.plot(grid, mean, label=f"{method} (lr {lr:g}, {len(group)} seed{'s' if len(group) > 1 else ''})")
-                ax.fill_between(grid, lo, hi, color=line.get_color(), alpha=0.25)
+                line, = ax.plot(grid, mean, label=f"{method} (lr {lr:g}, {len(group)} seed{'s' if len(group) > 1 else ''})",
+                                **style(method))
+                ax.fill_between(grid, lo, hi, color=line.get_color(), alpha=0.15)
             finals = [late_mean(r["return"]) for r in group]
             pct = lambda x: f"{100 * x / bayes[env]:.0f}%" if env in bayes else ""  # noqa: E731
             greedy = [r["greedy"] for r in group if r["greedy"] is not None]
@@ -250,24 +273,24 @@ def main(argv=None):
             if name == "returns" and env in bayes:
                 ax.axhline(bayes[env], ls="--", color="k", label="Bayes-optimal")
             ax.set(title=env, xlabel="frames", ylabel=ylabel)
-            ax.legend(fontsize=7)
+            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the axes, off the data
     for name, (fig, _) in figs.items():
         fig.text(0.5, 0.01, CAPTION, ha="center", fontsize=7)
         fig.tight_layout(rect=(0, 0.04, 1, 1))
-        fig.savefig(os.path.join(out, f"{args.prefix}{name}.png"), dpi=120)
+        fig.savefig(os.path.join(out, f"{args.prefix}{name}.png"), dpi=120, bbox_inches="tight")
+        plt.close(fig)
 
     # adaptation: per inner episode, the late-training return of each best-lr method
-    fig, axes = plt.subplots(1, len(env_names), figsize=(5 * len(env_names), 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(env_names), figsize=(5 * len(env_names) + 2.5, 3.8), squeeze=False)
     for j, env in enumerate(env_names):
-        for (e, method), lr in by_order:
-            group = groups[(e, method, lr)] if e == env else []
-            if not group or group[0]["eps"] is None:
-                continue
+        drawn = [(m, lr) for (e, m), lr in by_order if e == env and groups[(e, m, lr)][0]["eps"] is not None]
+        for i, (method, lr) in enumerate(drawn):
+            group = groups[(env, method, lr)]
             late = np.array([late_mean(r["eps"]) for r in group])
-            k = np.arange(1, late.shape[1] + 1)
+            k = np.arange(1, late.shape[1] + 1) + 0.5 * (i - (len(drawn) - 1) / 2) / max(len(drawn), 1)  # side by side
             cis = np.array([bootstrap_ci(late[:, i]) for i in range(late.shape[1])])
             axes[0, j].errorbar(k, late.mean(0), yerr=[late.mean(0) - cis[:, 0], cis[:, 1] - late.mean(0)],
-                                marker="o", capsize=3,
+                                marker="o", markersize=4, capsize=2, **style(method),
                                 label=f"{method} (lr {lr:g}, {len(group)} seed{'s' if len(group) > 1 else ''})")
         per_episode = bayes.get("per_episode", {}).get(env)
         if per_episode:
@@ -275,11 +298,12 @@ def main(argv=None):
                             label="Bayes-optimal")
         axes[0, j].set(title=env, xlabel="inner episode", ylabel="return (last 10% of training)")
         axes[0, j].xaxis.set_major_locator(plt.MaxNLocator(integer=True))  # episodes are 1..K
-        axes[0, j].legend(fontsize=7)
+        axes[0, j].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.text(0.5, 0.01, "points: seed mean over the last 10% of updates; bars: 68% bootstrap CI over seeds",
              ha="center", fontsize=7)
     fig.tight_layout(rect=(0, 0.04, 1, 1))
-    fig.savefig(os.path.join(out, f"{args.prefix}adaptation.png"), dpi=120)
+    fig.savefig(os.path.join(out, f"{args.prefix}adaptation.png"), dpi=120, bbox_inches="tight")
+    plt.close(fig)
     # Sample efficiency (the whole-curve mean, also the lr rule's score) and Figure 11's norms, with CIs, so
     # that a claim about either can be decided from the table; the hours are each seed's training time.
     table += ["", "Sample efficiency and latent gradient norms at the best lr (mean [68% CI] over seeds):", "",

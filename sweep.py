@@ -236,6 +236,8 @@ def main(argv=None):
             if proc.returncode != 0:
                 tail = open(run["dir"] + ".log").read().strip().splitlines()[-1:]
                 results[run["dir"]] = (f"FAILED (exit {proc.returncode}): {tail[0] if tail else ''}", minutes)
+                if not os.listdir(run["dir"]):  # refused at its flags: no empty folder for a later sweep to reuse
+                    os.rmdir(run["dir"])
             else:
                 results[run["dir"]] = ("done" if status(run) == "done" else "stopped early", minutes)
             print(f"finish {run['dir']}: {results[run['dir']][0]}", flush=True)

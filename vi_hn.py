@@ -149,23 +149,35 @@ def parse_args(argv=None) -> Args:
     for name in PER_ENV:
         if getattr(args, name) is None:
             setattr(args, name, vae_settings(args.env)[name] if name in VAE_FLAGS else getattr(spec, name))
-    checks = [(args.lr > 0, "--lr must be > 0"), (args.num_envs > 0, "--num-envs must be > 0"),
-              (args.total_timesteps > 0, "--total-timesteps must be > 0"),
+    size = next((k for k in ("gru_size", "latent_dim", "latent_embed", "state_embed") if getattr(args, k, 1) <= 0), "")
+    checks = operational_checks(args) + [
+              (0 < args.lr < math.inf, "--lr must be a finite number > 0"), (args.seed >= 0, "--seed must be >= 0"),
+              (args.num_envs > 0, "--num-envs must be > 0"),
               (args.num_steps > 0, "--num-steps must be > 0"), (args.update_epochs > 0, "--update-epochs must be > 0"),
               (args.num_minibatches > 0 and args.num_envs % args.num_minibatches == 0,
                f"--num-minibatches must divide --num-envs ({args.num_envs}) and be > 0"),
-              (all(s.isdigit() for s in args.hidden.split(",")), "--hidden must be sizes like 256,128"),
-              (args.vae_batch > 0 and args.vae_buffer > 0 and args.vae_updates >= 0,
-               "--vae-batch and --vae-buffer must be > 0, --vae-updates >= 0"),
-              (not args.cuda or torch.cuda.is_available(), "--cuda given but no CUDA device is available"),
-              (not args.cudagraphs or args.cuda, "--cudagraphs needs --cuda"),
+              (all(s.isdigit() and int(s) > 0 for s in args.hidden.split(",")), "--hidden must be sizes > 0 like 256,128"),
+              (not size, f"--{size.replace('_', '-')} must be > 0"),
+              (args.vae_batch > 0, "--vae-batch must be > 0"), (args.vae_buffer > 0, "--vae-buffer must be > 0"),
+              (args.vae_updates >= 0, "--vae-updates must be >= 0"),
               (args.run_dir is None or not os.path.exists(os.path.join(args.run_dir, "config.json")),
                f"--run-dir {args.run_dir} already holds a run: continue it with --resume {args.run_dir}, "
                f"or choose another folder")]
     for ok, msg in checks:
         if not ok:
             parser.error(msg)
+    if args.lr > 0.1:
+        print(f"warning: --lr {args.lr:g} is far above the paper's range (3e-5 to 3e-3); expect no learning", file=sys.stderr)
     return args
+
+
+def operational_checks(args):
+    """(ok, message) for the flags that may also change on --resume."""
+    return [(args.total_timesteps > 0, "--total-timesteps must be > 0"), (args.threads > 0, "--threads must be > 0"),
+            (args.log_every > 0, "--log-every must be > 0"), (args.save_every >= 0, "--save-every must be >= 0"),
+            (args.stop_after >= 0, "--stop-after must be >= 0"),
+            (not args.cuda or torch.cuda.is_available(), "--cuda: no CUDA device is available here (--cuda false: CPU)"),
+            (not args.cudagraphs or args.cuda, "--cudagraphs needs --cuda")]
 
 
 def resume_args(parser, given) -> Args:
@@ -185,7 +197,11 @@ def resume_args(parser, given) -> Args:
         parser.error(f"--resume {run_dir}: its config.json is missing or unreadable ({type(e).__name__})")
     if saved.get("method", METHOD) != METHOD:
         parser.error(f"--resume {run_dir}: that run was trained by {saved['method']}.py; resume it with that script")
-    return dataclasses.replace(args, **given, resume=run_dir, run_dir=run_dir)
+    args = dataclasses.replace(args, **given, resume=run_dir, run_dir=run_dir)
+    for ok, msg in operational_checks(args):
+        if not ok:
+            parser.error(msg)
+    return args
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -700,6 +716,10 @@ def main(args: Args):
             sys.exit(f"{METHOD}: cannot resume: {path} is damaged or not a {METHOD}.py checkpoint "
                      f"({type(e).__name__}); start a new run in another folder")
         carry, start_update, elapsed = ckpt["carry"], ckpt["update"], ckpt["elapsed"]
+        if start_update >= num_updates:  # nothing to do: the finished run stays as it is
+            vec.close()
+            print(f"{args.run_dir} is finished (update {start_update} of {num_updates}); a larger --total-timesteps extends it")
+            return None
         carry["h"] = carry["h"].to(device)
         torch.set_rng_state(ckpt["torch_rng"])
         np.random.set_state(ckpt["numpy_rng"])
@@ -723,7 +743,8 @@ def main(args: Args):
             commit = json.load(fh).get("commit", commit)
     config = dataclasses.asdict(args) | {"resume": None, "stop_after": 0, "method": METHOD, "commit": commit}
     atomic_write(os.path.join(args.run_dir, "config.json"), lambda fh: fh.write(json.dumps(config, indent=1).encode()))
-    print(f"{METHOD} {args.env}: {num_updates} updates of {batch:,} frames, logs in {args.run_dir}", flush=True)
+    print(f"{METHOD} {args.env}: {num_updates} update{'s' * (num_updates > 1)} of {batch:,} frames, logs in "
+          f"{args.run_dir}", flush=True)
     try:
         from torch.utils.tensorboard import SummaryWriter  # optional
 
@@ -899,10 +920,10 @@ def main(args: Args):
                     writer.add_scalar(k, v, row["global_step"])
         if update % args.log_every == 0 or update == num_updates or time.time() - last_print > 30:
             last_print = time.time()
-            eta = (num_updates - update) * batch / max(row["sps"], 1)
+            eta = (num_updates - update) * batch / max(row["sps"], 1) / 60
             eps = " ".join(_fmt(row[f"return_ep{k + 1}"]) for k in range(K))
             print(f"{METHOD} {args.env} | update {update}/{num_updates} | frames {row['global_step']:,} | "
-                  f"sps {row['sps']:,} | eta {eta / 60:.1f}m | return {_fmt(row['return'])} | per episode {eps} | "
+                  f"sps {row['sps']:,} | eta {f'{eta / 60:.1f}h' if eta > 60 else f'{eta:.1f}m'} | return {_fmt(row['return'])} | per episode {eps} | "
                   f"latent grad {row['latent_grad_norm']:.3g}", flush=True)
         if update == num_updates or (args.save_every and update % args.save_every == 0) or INTERRUPTED:
             save(update)
@@ -912,7 +933,8 @@ def main(args: Args):
                   f"python {METHOD}.py --resume {args.run_dir}", flush=True)
             sys.exit(130)
         if args.stop_after and update - start_update >= args.stop_after and update < num_updates:
-            print(f"stopping after {args.stop_after} updates (--stop-after); resume with --resume {args.run_dir}")
+            print(f"stopping after {args.stop_after} updates (--stop-after); continue with: "
+                  f"python {METHOD}.py --resume {args.run_dir}")
             vec.close()
             return None
     vec.close()

@@ -247,16 +247,22 @@ def test_ctrl_c_saves_and_says_how_to_resume(tmp_path):
 
 
 # ------------------------------------------------------------------------------------- bad input
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", ALL)
 @pytest.mark.parametrize("argv,needle", [
+    (["--log-every", "0"], "--log-every must be > 0"),
+    (["--seed", "-1"], "--seed must be >= 0"),
+    (["--threads", "0"], "--threads must be > 0"),
+    (["--gru-size", "0"], "--gru-size must be > 0"),
+    (["--hidden", "0"], "--hidden must be sizes > 0 like 256,128"),
+    (["--lr", "inf"], "--lr must be a finite number > 0"),
     (["--env", "nope"], "invalid choice: 'nope' (choose from 'gridworld'"),
-    (["--lr", "-1"], "--lr must be > 0"),
+    (["--lr", "-1"], "--lr must be a finite number > 0"),
     (["--num-minibatches", "3"], "--num-minibatches must divide --num-envs (16) and be > 0"),
     (["--num-minibatches", "0"], "--num-minibatches must divide --num-envs (16) and be > 0"),
     (["--num-steps", "0"], "--num-steps must be > 0"),
     (["--total-timesteps", "1.5"], "argument --total-timesteps: expected an integer, got '1.5'"),
     (["--anneal-lr", "maybe"], "argument --anneal-lr: expected true or false, got 'maybe'"),
-    (["--hidden", "256,x"], "--hidden must be sizes like 256,128"),
+    (["--hidden", "256,x"], "--hidden must be sizes > 0 like 256,128"),
     (["--resume", "/nonexistent"], "no checkpoint.pt there"),
     (["--cudagraphs"], "--cudagraphs needs --cuda"),
 ])
@@ -265,6 +271,11 @@ def test_bad_flags_one_line(method, argv, needle, tmp_path):
     assert p.returncode == 2
     assert needle in p.stderr and p.stderr.count("\n") == 1, p.stderr
     assert not os.path.exists(tmp_path / "run")  # nothing half-made
+
+
+def test_a_learning_rate_far_above_the_papers_range_is_warned_of(tmp_path):
+    p = script("rnn", "--lr", "3e4", "--total-timesteps", "960", "--threads", "1", "--run-dir", str(tmp_path / "run"))
+    assert p.returncode == 0 and p.stderr.count("\n") == 1 and "warning: --lr 30000 is far above" in p.stderr
 
 
 def test_bad_hyper_init_one_line():
@@ -345,6 +356,13 @@ def finished_run(tmp_path_factory):
     p = script("rnn", "--total-timesteps", "960", "--threads", "1", "--run-dir", str(run_dir))
     assert p.returncode == 0, p.stderr
     return run_dir
+
+
+def test_resuming_a_finished_run_leaves_it_alone(finished_run):
+    before = {f: (finished_run / f).read_bytes() for f in ("summary.json", "progress.csv", "config.json")}
+    p = script("rnn", "--resume", str(finished_run))
+    assert p.returncode == 0 and "is finished (update 1 of 1)" in p.stdout, p.stdout + p.stderr
+    assert {f: (finished_run / f).read_bytes() for f in before} == before
 
 
 def test_run_dir_onto_an_existing_run_is_refused(finished_run):

@@ -20,8 +20,9 @@ def test_one_failing_run_does_not_stop_the_other(tmp_path):
     p = sweep(*common)
     assert p.returncode == 1, p.stdout + p.stderr
     assert "| gridworld__rnn_hn__lr0.001__s3 | done |" in p.stdout
-    assert "| gridworld__rnn_hn__lr-1__s3 | FAILED (exit 2): " in p.stdout and "--lr must be > 0" in p.stdout
+    assert "| gridworld__rnn_hn__lr-1__s3 | FAILED (exit 2): " in p.stdout and "--lr must be a finite number > 0" in p.stdout
     assert os.path.exists(os.path.join(out, "gridworld__rnn_hn__lr0.001__s3", "progress.csv"))
+    assert not os.path.exists(os.path.join(out, "gridworld__rnn_hn__lr-1__s3"))  # no empty folder left behind
     p = sweep(*common)  # the finished run is skipped, the failing one tried again
     assert "| gridworld__rnn_hn__lr0.001__s3 | done (skipped) |" in p.stdout
 

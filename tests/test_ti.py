@@ -205,7 +205,8 @@ def test_evaluate_plays_the_inferred_belief_never_g(mod, tmp_path, monkeypatch):
     ("ti_pp_hn", ["--target", "theta"], "invalid choice: 'theta' (choose from 'task', 'weights')"),
     ("ti_pp_hn", ["--hn", "false", "--target", "weights"], "--target weights (BI++HN) needs the hypernetwork"),
     ("ti", ["--naive", "--pretrain-updates", "5"], "--naive (TI Naive) has no pre-training"),
-    ("vi_hn", ["--vae-batch", "0"], "--vae-batch and --vae-buffer must be > 0"),
+    ("vi_hn", ["--vae-batch", "0"], "--vae-batch must be > 0"),
+    ("ti", ["--pretrain-updates", "-5"], "error: --pretrain-updates must be >= 0\n"),  # that flag alone
     ("vi_hn", ["--hn", "maybe"], "argument --hn: expected true or false, got 'maybe'"),
 ])
 def test_bad_flags_one_line(script, argv, needle):
