@@ -5,7 +5,7 @@ One gymnasium episode is one *meta-episode*: a task (MDP) is sampled at reset an
 start); the task is kept. When `episodes_per_task > 1` a 0/1 flag is appended to the observation: the
 step that ends an inner episode returns that step's reward and, as observation, the FIRST observation of
 the next inner episode with the flag set to 1 (the reference code returned the terminal observation
-instead; see README).
+instead; see the README's list of differences).
 
 Which ends are which:
 - Inner-episode ends never end the gymnasium episode (they are not terminal for PPO either: the meta-RL
@@ -38,7 +38,7 @@ import numpy as np
 
 
 # ---------------------------------------------------------------------------------------------------
-# Per-env settings: the paper's experiments, read from the authors' code (the README's settings table)
+# Per-env settings: the paper's experiments, read from the authors' code (docs/envs.md's settings table)
 # ---------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class EnvSpec:

@@ -37,7 +37,7 @@ METHOD = "rnn"
 
 
 # ---------------------------------------------------------------------------------------------------
-# Arguments. `None` means: the paper's value for this env (envs.ENVS; the README's settings table).
+# Arguments. `None` means: the paper's value for this env (envs.ENVS; docs/envs.md's settings table).
 # ---------------------------------------------------------------------------------------------------
 @dataclass
 class Args:

@@ -1,4 +1,4 @@
-"""The task distributions follow the paper's experiments (the README's definitions) exactly; each test would fail on a plausible bug."""
+"""The task distributions follow the paper's experiments (docs/envs.md) exactly; each test would fail on a plausible bug."""
 
 import gymnasium as gym
 import numpy as np
