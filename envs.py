@@ -309,7 +309,7 @@ class MetaEpisodeEnv(gym.Env):
 
 
 class MujocoTaskEnv(MetaEpisodeEnv):
-    """A gymnasium v5 MuJoCo body (frame skip and model as gymnasium ships them) with the task's reward."""
+    """A gymnasium v5 MuJoCo body (frame skip as gymnasium ships it) with the task's reward."""
 
     def __init__(self, body_id: str, episodes_per_task: int = 1, **body_kwargs):
         import mujoco  # imported here so the Grid-Worlds need no MuJoCo
@@ -361,8 +361,8 @@ class CheetahDirEnv(MujocoTaskEnv):
 
     task_dim = 1
 
-    def __init__(self):
-        super().__init__("HalfCheetah-v5")
+    def __init__(self, **render):  # render: gymnasium's render_mode, width, height (evaluate.py --video)
+        super().__init__("HalfCheetah-v5", **render)
 
     def sample_task(self):
         return np.array([self.np_random.choice([-1.0, 1.0])], np.float32)
@@ -398,11 +398,11 @@ class AntDirEnv(MujocoTaskEnv):
 
     task_dim = 1
 
-    def __init__(self, direction: str = "angle"):
+    def __init__(self, direction: str = "angle", **render):
         if direction not in ("angle", "axis"):
             raise ValueError(f"unknown direction {direction!r}; choose one of: angle, axis")
         self.direction = direction
-        super().__init__("Ant-v5", include_cfrc_ext_in_observation=False)  # 27-d: no contact forces
+        super().__init__("Ant-v5", include_cfrc_ext_in_observation=False, **render)  # 27-d: no contact forces
 
     def sample_task(self):
         return np.array([self.np_random.choice([-1.0, 1.0])], np.float32)
@@ -433,8 +433,8 @@ class WalkerRandParamsEnv(MujocoTaskEnv):
 
     FIELDS = (("body_mass", 1.5), ("body_inertia", 1.5), ("geom_friction", 1.5), ("dof_damping", 1.3))
 
-    def __init__(self):
-        super().__init__("Walker2d-v5", episodes_per_task=2)
+    def __init__(self, **render):
+        super().__init__("Walker2d-v5", episodes_per_task=2, **render)
         m = self.sim.model
         m.opt.timestep = 0.004  # the reference's model (v5: 0.002); dt = 0.016 s with frame skip 4
         m.geom_friction[m.geom("foot_geom").id, 0] = 0.9  # the reference's right foot (v5: 1.9 like the left)
@@ -650,8 +650,8 @@ class GymVec:
     """Gymnasium's vector env in same-step autoreset mode, with the interface of GridWorldVec:
     `info["final_obs"]` is a dense float array (rows of finished meta-episodes are meaningful)."""
 
-    def __init__(self, name: str, num_envs: int, asynchronous: bool):
-        fns = [functools.partial(make_env, name) for _ in range(num_envs)]
+    def __init__(self, name: str, num_envs: int, asynchronous: bool, **env_kwargs):
+        fns = [functools.partial(make_env, name, **env_kwargs) for _ in range(num_envs)]
         cls = gym.vector.AsyncVectorEnv if asynchronous else gym.vector.SyncVectorEnv
         self.vec = cls(fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
         self.num_envs = num_envs
@@ -684,18 +684,18 @@ class GymVec:
         self.vec.close()
 
 
-def make_vec(name: str, num_envs: int, seed: int, asynchronous: bool = False):
+def make_vec(name: str, num_envs: int, seed: int, asynchronous: bool = False, **env_kwargs):
     """N parallel copies of env `name` with same-step autoreset, reset with `seed` (env i: seed + i).
 
-    Returns (vec_env, first_obs, info). The non-grid envs step in this process by default: on 2 cores,
-    gymnasium's subprocess vector env was 2-3x slower (IPC costs more than a MuJoCo step; measure
-    with `python envs.py --bench` on a bigger machine and pass `asynchronous=True` if it wins there)."""
+    Returns (vec_env, first_obs, info). The non-grid envs step in this process unless `asynchronous`: on 2
+    cores gymnasium's subprocess vector env was 2-3x slower (IPC costs more than a MuJoCo step), from 4
+    cores on faster (`python envs.py --bench`). `env_kwargs` go to every env (rendering, for evaluate.py)."""
     spec = get_spec(name)
     if spec.env_id.startswith("GridWorld"):
         vec = GridWorldVec(num_envs, name.replace("gridworld", "").lstrip("-") or "plain")
         obs, info = vec.reset(seed=seed)
         return vec, obs, info
-    vec = GymVec(name, num_envs, bool(asynchronous))
+    vec = GymVec(name, num_envs, bool(asynchronous), **env_kwargs)
     obs, info = vec.reset(seed=seed)
     return vec, obs, info
 

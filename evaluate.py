@@ -4,6 +4,7 @@ the replay check, which says whether today's scripts still reproduce a committed
     python evaluate.py results/gridworld/gridworld__rnn_hn__lr0.0003__s73      # one run
     python evaluate.py results/gridworld --meta-episodes 1024                   # every finished run below
     python evaluate.py results/gridworld --replay                               # match, or where it differs
+    python evaluate.py RUN --video run.gif   # MuJoCo: a GIF of two tasks side by side (MUJOCO_GL=egl, offscreen)
 
 The training logs (`return` in progress.csv) hold the stochastic policy's returns; the paper's curves
 evaluate with the most likely action (the mean for Gaussian policies). This loads a run's final
@@ -32,10 +33,11 @@ import envs
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-def play(agent, vec, obs, K: int, meta_episodes: int, greedy: bool = True):
+def play(agent, vec, obs, K: int, meta_episodes: int, greedy: bool = True, tasks=None, on_step=None):
     """Run `agent` on `vec` (first observations `obs`) until `meta_episodes` meta-episodes finish; returns
-    their returns (M,) and per-inner-episode returns (M, K). greedy=False samples, one draw per step,
-    like the training rollout (the test compares the two)."""
+    their returns (M,), per-inner-episode returns (M, K) and tasks (M, task dim; from `tasks`, the first
+    ones, on). greedy=False samples, one draw per step, like the training rollout (the test compares the
+    two). `on_step(ended, returns so far)` is called after every step (the video's frames)."""
     space, N = vec.single_action_space, vec.num_envs
     act_dim = 1 if agent.discrete else space.shape[0]
     # The recurrent inputs, as in the training rollout: a new task starts with h = 0 and no previous
@@ -43,7 +45,8 @@ def play(agent, vec, obs, K: int, meta_episodes: int, greedy: bool = True):
     h, new_task = torch.zeros(N, agent.encoder.gru.hidden_size), torch.ones(N)
     prev_action, prev_reward = torch.zeros(N, act_dim), torch.zeros(N)
     meta, eps, ep_index = np.zeros(N), np.zeros((N, K)), np.zeros(N, dtype=int)
-    finished_meta, finished_eps = [], []
+    finished_meta, finished_eps, finished_tasks = [], [], []
+    tasks = None if tasks is None else np.array(tasks, dtype=float)
     with torch.no_grad():
         while len(finished_meta) < meta_episodes:
             o = torch.as_tensor(obs, dtype=torch.float32)
@@ -54,7 +57,7 @@ def play(agent, vec, obs, K: int, meta_episodes: int, greedy: bool = True):
             else:
                 action = dist.probs.argmax(-1) if agent.discrete else dist.mean
             env_action = action.numpy()  # unclipped, as in training
-            obs, reward, terminated, truncated, _ = vec.step(env_action)
+            obs, reward, terminated, truncated, info = vec.step(env_action)
             ended = terminated | truncated
             done_t = torch.as_tensor(ended, dtype=torch.float32)
             a_in = action.float().view(N, act_dim) if agent.discrete else torch.as_tensor(env_action)
@@ -63,16 +66,21 @@ def play(agent, vec, obs, K: int, meta_episodes: int, greedy: bool = True):
             meta += reward
             eps[np.arange(N), np.minimum(ep_index, K - 1)] += reward
             ep_index += ended | ((obs[:, -1] == 1) if K > 1 else ended)
+            if on_step is not None:
+                on_step(ended, meta.copy())
             for i in np.flatnonzero(ended):
                 finished_meta.append(meta[i])
                 finished_eps.append(eps[i].copy())
                 meta[i], eps[i], ep_index[i] = 0.0, 0.0, 0
-    return np.array(finished_meta[:meta_episodes]), np.array(finished_eps[:meta_episodes])
+                if tasks is not None:  # the next meta-episode's task is the one the env now reports
+                    finished_tasks.append(tasks[i].copy())
+                    tasks[i] = info["task"][i]
+    M = meta_episodes
+    return np.array(finished_meta[:M]), np.array(finished_eps[:M]), np.array(finished_tasks[:M])
 
 
-def evaluate(run_dir: str, meta_episodes: int = 1024, num_envs: int = 16, seed: int = 10_000) -> dict:
-    """Greedy returns of the run in `run_dir`, also written to its eval.json; a ValueError (one line) when
-    the run's config.json or checkpoint.pt cannot be read."""
+def run_config(run_dir: str):
+    """(the script module that trained the run, its Args); a ValueError (one line) if config.json is unreadable."""
     try:
         with open(os.path.join(run_dir, "config.json")) as fh:
             cfg = json.load(fh)
@@ -81,27 +89,94 @@ def evaluate(run_dir: str, meta_episodes: int = 1024, num_envs: int = 16, seed: 
         args = module.Args(**{k: v for k, v in cfg.items() if k in {f.name for f in dataclasses.fields(module.Args)}})
     except (OSError, ValueError, KeyError, TypeError, ImportError) as e:
         raise ValueError(f"{run_dir}: config.json is missing or unreadable ({type(e).__name__})") from None
-    spec = envs.get_spec(args.env)
-    vec, obs, _ = envs.make_vec(args.env, num_envs, seed)
-    agent = module.Agent(vec.single_observation_space.shape[0], vec.single_action_space, spec, args)
+    return module, args
+
+
+def load_agent(run_dir: str, module, args, vec):
+    """(the Agent with the run's final weights, its checkpoint); a ValueError (one line) if checkpoint.pt is bad."""
+    agent = module.Agent(vec.single_observation_space.shape[0], vec.single_action_space, envs.get_spec(args.env), args)
     try:
         ckpt = torch.load(os.path.join(run_dir, "checkpoint.pt"), map_location="cpu", weights_only=False)
         agent.load_state_dict(ckpt["agent"])
     except Exception as e:  # truncated, empty, garbage, or another script's checkpoint
-        raise ValueError(f"{run_dir}: checkpoint.pt is damaged or does not fit {method}.py ({type(e).__name__})") from None
-    agent.eval()
-    finished_meta, finished_eps = play(agent, vec, obs, spec.episodes_per_task, meta_episodes, greedy=True)
+        raise ValueError(f"{run_dir}: checkpoint.pt is damaged or does not fit {module.METHOD}.py "
+                         f"({type(e).__name__})") from None
+    return agent.eval(), ckpt
+
+
+def evaluate(run_dir: str, meta_episodes: int = 1024, num_envs: int = 16, seed: int = 10_000) -> dict:
+    """Greedy returns of the run in `run_dir`, also written to its eval.json; a ValueError (one line) when
+    the run's config.json or checkpoint.pt cannot be read."""
+    module, args = run_config(run_dir)
+    spec = envs.get_spec(args.env)
+    vec, obs, info = envs.make_vec(args.env, num_envs, seed)
+    agent, ckpt = load_agent(run_dir, module, args, vec)
+    finished_meta, finished_eps, tasks = play(agent, vec, obs, spec.episodes_per_task, meta_episodes, greedy=True,
+                                              tasks=info["task"])
     vec.close()
-    result = {"method": method, "env": args.env, "lr": args.lr, "seed": args.seed,
+    result = {"method": module.METHOD, "env": args.env, "lr": args.lr, "seed": args.seed,
               "train_update": ckpt["update"], "meta_episodes": int(len(finished_meta)), "eval_seed": seed,
               "return": float(finished_meta.mean()),
               "return_se": float(finished_meta.std() / np.sqrt(len(finished_meta))),
               "return_per_episode": [float(x) for x in finished_eps.mean(0)]}
+    if args.env in ("cheetah-dir", "ant-dir"):  # two directions: a policy that runs one way scores ~0 on average
+        result["return_per_direction"] = {f"{d:+g}": float(finished_meta[tasks[:, 0] == d].mean())
+                                          for d in (1.0, -1.0) if (tasks[:, 0] == d).any()}
     tmp = os.path.join(run_dir, f"eval.json.tmp{os.getpid()}")
     with open(tmp, "w") as fh:
         json.dump(result, fh, indent=1)
     os.replace(tmp, os.path.join(run_dir, "eval.json"))
     return result
+
+
+def video(run_dir: str, path: str, max_steps: int = 0, size=(320, 240), stride: int = 2, seed: int = 10_000) -> int:
+    """A GIF of the run's greedy policy: one meta-episode in each of two tasks, side by side, every frame
+    labelled with its task and the return so far (Cheetah-Dir and Ant-Dir: forward and backward; other
+    MuJoCo envs: two tasks of the env's own distribution, e.g. Walker's physics). MuJoCo renders offscreen
+    (MUJOCO_GL, default egl); Pillow writes the GIF. `max_steps` > 0 cuts the clip. Returns the frames."""
+    os.environ.setdefault("MUJOCO_GL", "egl")  # before MuJoCo is first imported
+    from PIL import Image, ImageDraw
+
+    module, args = run_config(run_dir)
+    spec = envs.get_spec(args.env)
+    if args.env not in ("cheetah-dir", "cheetah-vel", "ant-dir", "walker"):
+        raise ValueError(f"--video renders the MuJoCo envs (cheetah-dir, cheetah-vel, ant-dir, walker), not {args.env}")
+    vec, obs, info = envs.make_vec(args.env, 2, seed, render_mode="rgb_array", width=size[0], height=size[1])
+    agent, _ = load_agent(run_dir, module, args, vec)
+    if args.env in ("cheetah-dir", "ant-dir"):  # one task each way
+        obs = np.stack([env.reset(seed=seed, options={"task": [d]})[0] for env, d in zip(vec.vec.envs, (1.0, -1.0))])
+    tasks = np.stack([env.task for env in vec.vec.envs])
+    label = (lambda u: "forward" if u[0] > 0 else "backward") if args.env in ("cheetah-dir", "ant-dir") else \
+        (lambda u: f"target {u[0]:.2f} m/s") if args.env == "cheetah-vel" else \
+        (lambda u: f"torso mass x{1.5 ** u[1]:.2f}, floor friction x{1.5 ** u[32]:.2f}")  # Walker's physics
+    frames, done = [[env.sim.render() for env in vec.vec.envs]], np.zeros(2, bool)
+    returns = [np.zeros(2)]
+
+    def record(ended, so_far):
+        nonlocal done
+        if not done.all():
+            frames.append([env.sim.render() for env in vec.vec.envs])
+            returns.append(np.where(done, returns[-1], so_far))
+        done = done | ended
+
+    try:
+        play(agent, vec, obs, spec.episodes_per_task, 2, greedy=True,
+             on_step=lambda ended, so_far: record(ended if not max_steps or len(frames) < max_steps else np.ones(2, bool),
+                                                   so_far))
+    finally:
+        vec.close()
+    images = []
+    for k in range(0, len(frames), stride):
+        row = Image.fromarray(np.concatenate(frames[k], axis=1))
+        draw = ImageDraw.Draw(row)
+        for i in range(2):
+            text = f"{label(tasks[i])}\nreturn {returns[k][i]:.1f}"
+            draw.rectangle(draw.multiline_textbbox((8 + i * size[0], 6), text), fill=(0, 0, 0))  # legible on the floor
+            draw.multiline_text((8 + i * size[0], 6), text, fill=(255, 255, 255))
+        images.append(row.quantize(colors=128))
+    images[0].save(path, save_all=True, append_images=images[1:], optimize=True, loop=0,
+                   duration=int(1000 * vec.vec.envs[0].sim.dt * stride))
+    return len(images)
 
 
 def replay(run_dir: str, updates: int = 3, tolerance: float = 1e-3, script_dir: str = HERE) -> str:
@@ -170,12 +245,25 @@ def main(argv=None):
     parser.add_argument("--replay", action="store_true",
                         help="instead of evaluating: re-run each run's first updates with today's script and compare")
     parser.add_argument("--replay-updates", type=int, default=3, help="updates that --replay re-runs")
+    parser.add_argument("--video", default=None, help="write a GIF of the run's greedy policy here (MuJoCo envs)")
+    parser.add_argument("--video-steps", type=int, default=0, help="--video: at most this many steps (0: a meta-episode)")
     parser.add_argument("--tolerance", type=float, default=1e-3,
                         help="--replay: relative difference allowed in floats (0: identical text)")
     args = parser.parse_args(argv)
-    if args.meta_episodes < 1 or args.replay_updates < 1 or not args.tolerance >= 0:
-        parser.error("--meta-episodes and --replay-updates must be >= 1, --tolerance >= 0")
+    for ok, msg in ((args.meta_episodes >= 1, "--meta-episodes must be >= 1"), (args.tolerance >= 0, "--tolerance must be >= 0"),
+                    (args.replay_updates >= 1, "--replay-updates must be >= 1"), (args.video_steps >= 0, "--video-steps must be >= 0")):
+        if not ok:
+            parser.error(msg)
     torch.set_num_threads(1)
+    if args.video:
+        if len(args.paths) != 1:
+            parser.error("--video takes one run folder")
+        try:
+            n = video(args.paths[0], args.video, args.video_steps)
+        except ValueError as e:
+            sys.exit(f"evaluate.py: {e}")
+        print(f"wrote {args.video}: {n} frames, {os.path.getsize(args.video) / 1e6:.1f} MB")
+        return 0
     if args.replay:
         runs = sorted({os.path.dirname(c) for p in args.paths for q in glob.glob(p) or [p]
                        for c in glob.glob(os.path.join(q, "**", "config.json"), recursive=True)})

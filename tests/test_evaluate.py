@@ -40,7 +40,7 @@ def test_play_feeds_the_recurrent_inputs_like_the_training_rollout(tmp_path, mon
     vec, obs, _ = envs.make_vec("gridworld", args.num_envs, args.seed)
     agent = rnn.Agent(vec.single_observation_space.shape[0], vec.single_action_space, envs.get_spec("gridworld"), args)
     mode = "play"
-    meta, eps = evaluate.play(agent, vec, obs, 4, args.num_envs, greedy=False)
+    meta, eps, _ = evaluate.play(agent, vec, obs, 4, args.num_envs, greedy=False)
     assert len(seen["play"]) == 60
     for t in range(60):
         assert torch.allclose(seen["train"][t], seen["play"][t], atol=1e-6), f"latent differs at step {t}"
@@ -119,3 +119,40 @@ def test_greedy_play_takes_the_most_likely_action(method, env, monkeypatch):
     vec.step = lambda a: (sent.append(np.array(a)), step(a))[1]
     evaluate.play(agent, vec, obs, envs.get_spec(env).episodes_per_task, meta_episodes=4, greedy=True)
     assert len(sent) == len(best) > 0 and all(np.array_equal(a, b.numpy()) for a, b in zip(sent, best))
+
+
+@pytest.fixture(scope="module")
+def cheetah_run(tmp_path_factory):
+    """A 1-update rnn run on Cheetah-Dir, with its checkpoint."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    run_dir = tmp_path_factory.mktemp("cheetah") / "run"
+    subprocess.run([sys.executable, "rnn.py", "--env", "cheetah-dir", "--num-steps", "20", "--total-timesteps", "320",
+                    "--run-dir", str(run_dir)], cwd=root, check=True, capture_output=True)
+    return run_dir
+
+
+def test_cheetah_dir_eval_reports_each_direction_apart(cheetah_run):
+    # A policy that runs one way in every task scores about 0 on average: the two directions must be seen apart
+    result = evaluate.evaluate(str(cheetah_run), meta_episodes=32)
+    per = result["return_per_direction"]
+    assert sorted(per) == ["+1", "-1"] and result["return"] == pytest.approx((per["+1"] + per["-1"]) / 2, abs=3.0)
+    assert json.loads((cheetah_run / "eval.json").read_text())["return_per_direction"] == per
+
+
+def test_video_of_a_10_step_clip(cheetah_run, tmp_path):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    gl = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
+    probe = subprocess.run([sys.executable, "-c", "import gymnasium as gym; e = gym.make('HalfCheetah-v5', "
+                            "render_mode='rgb_array', width=32, height=24); e.reset(); e.render(); e.close()"],
+                           env=gl, capture_output=True, timeout=120)
+    if probe.returncode != 0:
+        pytest.skip("no offscreen OpenGL for MuJoCo (MUJOCO_GL=egl); optional: apt-get install libegl1 libegl-mesa0 "
+                    "libgl1-mesa-dri")
+    gif = tmp_path / "clip.gif"
+    p = subprocess.run([sys.executable, "evaluate.py", str(cheetah_run), "--video", str(gif), "--video-steps", "10"],
+                       cwd=root, env=gl, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0 and "wrote" in p.stdout and "Traceback" not in p.stderr, p.stdout + p.stderr
+    from PIL import Image
+
+    with Image.open(gif) as im:
+        assert im.format == "GIF" and im.n_frames == 6 and im.size == (640, 240)  # 11 frames, every 2nd; two tasks
