@@ -6,7 +6,9 @@
     python sweep.py ... --slurm sweep.sbatch                            # write a Slurm job array instead
 
 Each run lives in `<out>/<env>__<script>[-<tag>]__lr<lr>__s<seed>/`. A run with summary.json is done and
-skipped; one with checkpoint.pt is resumed (`--resume`); a crashing run is reported and the others go on.
+skipped, unless the sweep asks for more frames (a larger `--total-timesteps` in --extra): then it is extended
+from its final checkpoint; one with checkpoint.pt is resumed (`--resume`); a crashing run is reported and
+the others go on.
 A folder that already holds a run made with other settings (another --extra) stops the sweep before it
 starts anything: its results would be reused or continued under the wrong name.
 With GPUs, runs go round-robin to them with the fast path (CUDA_VISIBLE_DEVICES, `--cuda --cudagraphs`), 8
@@ -19,8 +21,10 @@ subprocesses when the cores allow 4 per run. Without GPUs, one run per CPU core 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import importlib
+import io
 import itertools
 import json
 import os
@@ -83,13 +87,27 @@ def grid(args):
     runs = []
     for script, env, lr, seed in itertools.product(args.scripts, args.envs, args.lrs, args.seeds):
         name = f"{env}__{script}{'-' + args.tag if args.tag else ''}__lr{lr:g}__s{seed}"
-        runs.append({"script": script, "env": env, "lr": lr, "seed": seed, "dir": os.path.join(args.out, name)})
+        run = {"script": script, "env": env, "lr": lr, "seed": seed, "dir": os.path.join(args.out, name)}
+        try:
+            with contextlib.redirect_stderr(io.StringIO()):
+                wanted = importlib.import_module(script).parse_args(settings(run, args))
+            run["frames"], run["updates"] = wanted.total_timesteps, max(1, wanted.total_timesteps // (
+                wanted.num_envs * wanted.num_steps))
+        except SystemExit:  # settings the script refuses: it says why in the run's log (a FAILED row)
+            run["frames"], run["updates"] = None, 0
+        runs.append(run)
     return runs
 
 
 def status(run):
-    if os.path.exists(os.path.join(run["dir"], "summary.json")):
-        return "done"
+    """new, resume (a checkpoint, unfinished), extend (finished with fewer updates than asked: resumed with the
+    larger --total-timesteps; the lr is constant on MuJoCo, so the longer run is the run it would have been)
+    or done."""
+    summary = os.path.join(run["dir"], "summary.json")
+    if os.path.exists(summary):
+        with open(summary) as fh:
+            done = json.load(fh).get("updates", 0) >= run["updates"]
+        return "done" if done or not os.path.exists(os.path.join(run["dir"], "checkpoint.pt")) else "extend"
     return "resume" if os.path.exists(os.path.join(run["dir"], "checkpoint.pt")) else "new"
 
 
@@ -100,7 +118,7 @@ def settings(run, args):
 
 # Config entries that may differ between a run folder and the sweep: where and how it runs, not what.
 OPERATIONAL = {"run_dir", "resume", "stop_after", "threads", "cuda", "cudagraphs", "async_envs", "log_every",
-               "save_every"}
+               "save_every", "total_timesteps"}  # (a longer --total-timesteps extends a run)
 
 
 def mismatch(run, args):
@@ -120,8 +138,8 @@ def mismatch(run, args):
 
 def command(run, args, gpu: bool, async_envs: bool = False):
     cmd = [sys.executable, os.path.join(HERE, f"{run['script']}.py")]
-    if status(run) == "resume":
-        cmd += ["--resume", run["dir"]]  # its config.json holds the settings (checked by mismatch)
+    if status(run) in ("resume", "extend"):  # its config.json holds the settings (checked by mismatch)
+        cmd += ["--resume", run["dir"]] + (["--total-timesteps", str(run["frames"])] if run["frames"] else [])
     else:
         cmd += settings(run, args) + ["--run-dir", run["dir"]]
     if gpu:  # the fast path; the run's Python loop takes one core

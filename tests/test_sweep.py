@@ -84,3 +84,20 @@ def test_runs_per_gpu_and_subprocess_envs_follow_the_measurements(monkeypatch):
     assert sw.placement(args, ["0"], mps=True) == (["0"] * 8, False)  # MPS: 8 runs share it; 2 cores each
     assert sw.placement(args, ["0"], mps=False) == (["0"], True)  # alone: its 16 envs get subprocesses
     assert sw.placement(sw.parse_args(["--no-gpu"]), [], mps=False) == ([None] * 16, False)
+
+
+def test_a_finished_run_asked_for_more_frames_is_extended_into_the_longer_run(tmp_path):
+    # MuJoCo's pilots are extended this way; without lr annealing the extension is the run it would have been
+    import csv
+
+    base = ["--scripts", "rnn", "--envs", "gridworld", "--lrs", "1e-3", "--seeds", "20", "--no-gpu", "--workers", "1"]
+    out = str(tmp_path / "sw")
+    assert sweep(*base, "--out", out, "--extra", "--total-timesteps 960").returncode == 0
+    p = sweep(*base, "--out", out, "--extra", "--total-timesteps 1920")
+    assert "(extend)" in p.stdout and "| gridworld__rnn__lr0.001__s20 | done |" in p.stdout, p.stdout + p.stderr
+    assert "done (skipped)" in sweep(*base, "--out", out, "--extra", "--total-timesteps 1920").stdout
+    assert sweep(*base, "--out", str(tmp_path / "long"), "--extra", "--total-timesteps 1920").returncode == 0
+    rows = [[{k: v for k, v in r.items() if k not in ("sps", "time")}
+             for r in csv.DictReader(open(os.path.join(d, "gridworld__rnn__lr0.001__s20", "progress.csv")))]
+            for d in (out, str(tmp_path / "long"))]
+    assert len(rows[0]) == 2 and rows[0] == rows[1]
