@@ -127,14 +127,18 @@ def load_runs(paths, finished=False):
         method = label(cfg, folder)
         col = lambda k: np.array([r.get(k, np.nan) for r in rows])  # noqa: E731
         eps = sorted((k for k in rows[0] if k.startswith("return_ep")), key=lambda k: int(k[9:]))
-        greedy = None
+        greedy, greedy_parts = None, {}
         if os.path.exists(os.path.join(folder, "eval.json")):
             with open(os.path.join(folder, "eval.json")) as fh:
-                greedy = json.load(fh)["return"]
+                ev = json.load(fh)
+            greedy = ev["return"]  # and its parts: per direction (Cheetah-Dir, Ant-Dir), per inner episode
+            greedy_parts = {f"direction {k}": v for k, v in ev.get("return_per_direction", {}).items()}
+            greedy_parts |= {f"episode {i + 1}": v for i, v in enumerate(ev.get("return_per_episode", []))}
         parts = os.path.basename(folder).split("__")  # <env>__<script>[-<tag>]__lr<lr>__s<seed>, sweep.py's names
         runs.append({"folder": folder, "env": cfg["env"], "method": method, "lr": cfg["lr"], "seed": cfg["seed"],
                      "folder_name": parts[1] if len(parts) == 4 else method,
-                     "greedy": greedy, "done": os.path.exists(os.path.join(folder, "summary.json")),
+                     "greedy": greedy, "greedy_parts": greedy_parts,
+                     "done": os.path.exists(os.path.join(folder, "summary.json")),
                      "step": col("global_step"), "return": col("return"), "grad": col("latent_grad_norm"),
                      "hours": col("time")[-1] / 3600,  # training seconds, summed over resumed sessions
                      "eps": np.stack([col(k) for k in eps]) if eps else None})
@@ -316,6 +320,15 @@ def main(argv=None):
         table.append(f"| {env} | {method} | {lr:g} | {len(group)} | {with_ci([np.nanmean(r['return']) for r in group])} | "
                      f"{with_ci([early_mean(g) for g in grads])} | {with_ci([late_mean(g) for g in grads])} | "
                      f"{f'{hours:.2f}' if np.isfinite(hours) else ''} |")
+    parts = sorted({k for r in runs for k in r["greedy_parts"]})
+    if parts:  # the greedy return's parts, so that e.g. a one-direction runner shows as such
+        table += ["", "Greedy eval return by part at the best lr (mean [68% CI] over seeds):", "",
+                  "| env | method | lr | " + " | ".join(parts) + " |", "|---|---|---|" + "---|" * len(parts)]
+        for (env, method), lr in by_order:
+            group = groups[(env, method, lr)]
+            cells = [with_ci([r["greedy_parts"][k] for r in group]) if all(k in r["greedy_parts"] for r in group)
+                     else "" for k in parts]
+            table.append(f"| {env} | {method} | {lr:g} | " + " | ".join(cells) + " |")
     table += ["", "Every learning rate (score: seed-mean of each curve's average return, the selection rule):", "",
               "| env | method | lr | seeds | score | final return (mean) | greedy eval return (mean) |",
               "|---|---|---|---|---|---|---|"]
