@@ -76,6 +76,9 @@ class Args:
     cuda: bool = field(default=False, metadata={"help": "train on the GPU"})
     cudagraphs: bool = field(default=False, metadata={"help": "with --cuda: replay the rollout step and the PPO "
                                                                 "minibatch as CUDA graphs (several times faster)"})
+    precision: str = field(default="fp32", metadata={"help": "bf16: the networks' matrix products in bfloat16 (fp32 "
+                                                             "weights and losses; CPUs with AVX512-BF16/AMX, GPUs)",
+                                                     "choices": ["fp32", "bf16"]})
     async_envs: bool = field(default=None, metadata={"help": "step MuJoCo/MC-LS/ML10 envs in subprocesses "
                                                              "(default: with --cuda on 4 or more cores)"})
     threads: int = field(default=1, metadata={"help": "torch CPU threads (more spin-wait on a busy machine; README)"})
@@ -520,6 +523,7 @@ class Agent(nn.Module):
         s = torch.tanh(self.state_embed(self.obs_rms.normalize(obs)))
         out = self.actor(s, z) if self.hn else self.actor(torch.cat([z, s], -1))
         value = (self.critic(s, z) if self.hn else self.critic(torch.cat([z, s], -1))).squeeze(-1)
+        out, value = out.float(), value.float()  # (--precision bf16: the distributions and losses in fp32)
         if self.discrete:
             return torch.distributions.Categorical(logits=out), value
         return torch.distributions.Normal(out, self.logstd.exp()), value
@@ -616,6 +620,11 @@ def atomic_write(path, write):
     os.replace(tmp, path)
 
 
+def bf16_matmuls(cuda: bool) -> bool:
+    """Whether bf16 matrix products run natively: on a GPU that supports them, or on a CPU with AVX512-BF16/AMX."""
+    return torch.cuda.is_bf16_supported() if cuda else torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
 def git_commit():
     """The commit of the checkout this script runs from ("+changes" when tracked files differ from it), or None
     outside git: config.json records it, so that anyone can check out the code that made a run."""
@@ -659,6 +668,12 @@ def main(args: Args):
     spec = envs.get_spec(args.env)
     torch.set_num_threads(args.threads)
     device = torch.device("cuda" if args.cuda else "cpu")
+    # --precision bf16 autocasts the networks' matrix products (weights, losses and Adam stay fp32), but only where
+    # the hardware has bf16 units: emulated, it is many times slower than fp32.
+    if args.precision == "bf16" and not bf16_matmuls(args.cuda):
+        print(f"--precision bf16: this {'GPU' if args.cuda else 'CPU'} has no bf16 matrix units; running fp32", flush=True)
+        args.precision = "fp32"
+    amp = lambda: torch.autocast(device.type, torch.bfloat16, enabled=args.precision == "bf16")  # noqa: E731
     if args.run_dir is None:
         args.run_dir = os.path.join("runs", f"{args.env}__{METHOD}__{args.seed}__{int(time.time())}")
     os.makedirs(args.run_dir, exist_ok=True)
@@ -776,7 +791,8 @@ def main(args: Args):
         """Loss, backward pass and gradient clipping on the env sequences `mb`; returns the loss and the
         statistics. The optimizer steps after the caller has checked that the loss is finite."""
         latent = latent_buf[:, mb].requires_grad_()  # the stored beliefs: PPO never trains the encoder
-        dist, value = agent.heads(latent.flatten(0, 1), obs_buf[:, mb].flatten(0, 1))
+        with amp():
+            dist, value = agent.heads(latent.flatten(0, 1), obs_buf[:, mb].flatten(0, 1))
         act = actions_buf[:, mb].flatten(0, 1)
         logprob = dist.log_prob(act) if agent.discrete else dist.log_prob(act).sum(-1)
         entropy = dist.entropy() if agent.discrete else dist.entropy().sum(-1)
@@ -810,8 +826,9 @@ def main(args: Args):
         for t in range(T):
             obs_buf[t], prev_action_buf[t] = carry["obs"], carry["prev_action"]
             prev_reward_buf[t], new_task_buf[t] = carry["prev_reward"], carry["new_task"]
-            action, logprob_buf[t], value_buf[t], h, latent_buf[t] = act(
-                obs_buf[t], prev_action_buf[t], prev_reward_buf[t], new_task_buf[t], h)
+            with amp():
+                action, logprob_buf[t], value_buf[t], h, latent_buf[t] = act(
+                    obs_buf[t], prev_action_buf[t], prev_reward_buf[t], new_task_buf[t], h)
             actions_buf[t], action = action, action.cpu()
             # Unclipped, as in the reference: the reward's control cost sees the raw Gaussian sample, and MuJoCo
             # clamps the motor command to its range itself.
@@ -823,7 +840,7 @@ def main(args: Args):
             a_in = action.float().view(N, act_dim) if agent.discrete else torch.as_tensor(env_action)
             if truncated.any():  # a time limit is not an end: bootstrap from the last observation
                 idx = np.flatnonzero(truncated)
-                with torch.no_grad():
+                with torch.no_grad(), amp():
                     fin = torch.as_tensor(info["final_obs"][idx], device=device)
                     lf, _ = agent.encoder(fin[None], a_in[idx][None].to(device), r[idx][None].to(device),
                                           torch.zeros(1, len(idx), device=device), h[idx])
@@ -862,7 +879,7 @@ def main(args: Args):
         carry["h"] = h
 
         # ------------------------------------------------------------------ GAE across the meta-episode
-        with torch.no_grad():
+        with torch.no_grad(), amp():
             nxt = [carry[k][None].to(device) for k in ("obs", "prev_action", "prev_reward", "new_task")]
             ln, _ = agent.encoder(*nxt, h)
             _, next_value = agent.heads(ln[0], nxt[0][0])
