@@ -100,7 +100,7 @@ def grid(args):
 
 
 def status(run):
-    """new, resume (a checkpoint, unfinished), extend (finished with fewer updates than asked: resumed with the
+    """new, resume (started, unfinished), extend (finished with fewer updates than asked: resumed with the
     larger --total-timesteps; the lr is constant on MuJoCo, so the longer run is the run it would have been)
     or done."""
     summary = os.path.join(run["dir"], "summary.json")
@@ -108,7 +108,8 @@ def status(run):
         with open(summary) as fh:
             done = json.load(fh).get("updates", 0) >= run["updates"]
         return "done" if done or not os.path.exists(os.path.join(run["dir"], "checkpoint.pt")) else "extend"
-    return "resume" if os.path.exists(os.path.join(run["dir"], "checkpoint.pt")) else "new"
+    # A run stopped before its first checkpoint has config.json only: --resume starts it over.
+    return "resume" if os.path.exists(os.path.join(run["dir"], "config.json")) else "new"
 
 
 def settings(run, args):

@@ -200,8 +200,8 @@ def resume_args(parser, given) -> Args:
     if fixed:
         parser.error(f"--{fixed[0].replace('_', '-')} cannot change when resuming (the run keeps its settings); "
                      f"allowed with --resume: {', '.join('--' + k.replace('_', '-') for k in ON_RESUME)}")
-    if not os.path.exists(os.path.join(run_dir, "checkpoint.pt")):
-        parser.error(f"--resume {run_dir}: no checkpoint.pt there")
+    if not os.path.exists(os.path.join(run_dir, "config.json")):
+        parser.error(f"--resume {run_dir}: no run there (no config.json)")
     try:
         with open(os.path.join(run_dir, "config.json")) as fh:
             saved = json.load(fh)
@@ -690,7 +690,10 @@ def main(args: Args):
                             rewards=np.zeros((N, H), np.float32), cells=np.zeros((N, H), np.int64), t=np.zeros(N, int)))
     rows, start_update, elapsed = [], 0, 0.0  # elapsed: training seconds, summed over resumed sessions
     progress_csv = os.path.join(args.run_dir, "progress.csv")
-    if args.resume:
+    if args.resume and not os.path.exists(os.path.join(args.run_dir, "checkpoint.pt")):
+        # Stopped before its first checkpoint: starting over with the same seed is the exact continuation.
+        print(f"{args.run_dir} has no checkpoint yet: starting it over from update 0", flush=True)
+    elif args.resume:
         path = os.path.join(args.run_dir, "checkpoint.pt")
         try:
             ckpt = torch.load(path, map_location="cpu", weights_only=False)

@@ -206,6 +206,17 @@ def test_resume_gives_the_same_curve(method, tmp_path):
     assert_same_curve(tmp_path / "full", tmp_path / "cut", 8)
 
 
+def test_stopped_before_its_first_checkpoint_starts_over(tmp_path):
+    # a kill before update --save-every leaves config.json and some log rows but no checkpoint
+    common = ["--env", "gridworld", "--seed", "3", "--total-timesteps", str(4 * 960), "--save-every", "10"]
+    run("rnn", *common, tmp_path=tmp_path, name="full")
+    run("rnn", *common, "--stop-after", "2", tmp_path=tmp_path, name="cut")
+    assert len(rows(tmp_path / "cut")) == 2 and not os.path.exists(tmp_path / "cut" / "checkpoint.pt")
+    mod = importlib.import_module("rnn")
+    mod.main(mod.parse_args(["--resume", str(tmp_path / "cut"), "--log-every", "1000"]))
+    assert_same_curve(tmp_path / "full", tmp_path / "cut", 4)
+
+
 def test_sigkill_then_resume_logs_every_update_once(tmp_path):
     run_dir = str(tmp_path / "run")
     cmd = [sys.executable, "rnn.py", "--env", "gridworld", "--total-timesteps", str(40 * 960), "--save-every", "3",
@@ -263,7 +274,7 @@ def test_ctrl_c_saves_and_says_how_to_resume(tmp_path):
     (["--total-timesteps", "1.5"], "argument --total-timesteps: expected an integer, got '1.5'"),
     (["--anneal-lr", "maybe"], "argument --anneal-lr: expected true or false, got 'maybe'"),
     (["--hidden", "256,x"], "--hidden must be sizes > 0 like 256,128"),
-    (["--resume", "/nonexistent"], "no checkpoint.pt there"),
+    (["--resume", "/nonexistent"], "no run there"),
     (["--cudagraphs"], "--cudagraphs needs --cuda"),
 ])
 def test_bad_flags_one_line(method, argv, needle, tmp_path):

@@ -36,6 +36,13 @@ def test_interrupted_run_is_resumed(tmp_path):
     assert "(resume)" in p.stdout and "| gridworld__rnn__lr0.001__s20 | done |" in p.stdout, p.stdout + p.stderr
     log = open(os.path.join(out, "gridworld__rnn__lr0.001__s20.log")).read()
     assert "resuming" in log and "update 4/4" in log
+    # stopped before its first checkpoint (config.json, no checkpoint.pt): the sweep starts it over
+    base2 = [a.replace("s20", "s21") if a != "20" else "21" for a in base]
+    p = sweep(*base2, "--extra", "--total-timesteps 3840 --save-every 10 --stop-after 1")
+    assert "stopped early" in p.stdout, p.stdout + p.stderr
+    p = sweep(*base2, "--extra", "--total-timesteps 3840 --save-every 10")
+    assert "| gridworld__rnn__lr0.001__s21 | done |" in p.stdout, p.stdout + p.stderr
+    assert "starting it over" in open(os.path.join(out, "gridworld__rnn__lr0.001__s21.log")).read()
     # the same folders asked for with other settings: the sweep says so and starts nothing
     p = sweep(*base, "--extra", "--total-timesteps 3840 --ent-coef 0.5")
     assert p.returncode == 1 and p.stderr.count("\n") == 1, p.stdout + p.stderr
