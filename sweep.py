@@ -202,6 +202,43 @@ cd {shlex.quote(HERE)}
     print(f"wrote {args.slurm}: {len(runs)} array tasks; submit with: sbatch {args.slurm}")
 
 
+def loop(todo, running, results, slots, args, async_envs):
+    """Start runs on free slots and collect finished ones until none is left."""
+    while todo or running:
+        for i, slot in enumerate(slots):
+            if i not in running and todo:
+                run = todo.pop(0)
+                os.makedirs(run["dir"], exist_ok=True)
+                env = dict(os.environ)
+                if slot is not None:
+                    env["CUDA_VISIBLE_DEVICES"] = slot
+                cmd = command(run, args, slot is not None, async_envs)
+                log = open(run["dir"] + ".log", "a")
+                log.write(f"$ {' '.join(shlex.quote(c) for c in cmd)}\n")
+                log.flush()
+                print(f"start  {run['dir']} ({status(run)}){' on GPU ' + slot if slot else ''}", flush=True)
+                running[i] = (subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=HERE),
+                              run, time.time(), log)
+        time.sleep(0.5)
+        for i in list(running):
+            proc, run, start, log = running[i]
+            if proc.poll() is None:
+                continue
+            log.close()
+            del running[i]
+            minutes = (time.time() - start) / 60
+            if proc.returncode == 130:  # Ctrl-C: it saved
+                results[run["dir"]] = ("interrupted (saved)", minutes)
+            elif proc.returncode != 0:
+                tail = open(run["dir"] + ".log").read().strip().splitlines()[-1:]
+                results[run["dir"]] = (f"FAILED (exit {proc.returncode}): {tail[0] if tail else ''}", minutes)
+                if not os.listdir(run["dir"]):  # refused at its flags: no empty folder for a later sweep to reuse
+                    os.rmdir(run["dir"])
+            else:
+                results[run["dir"]] = ("done" if status(run) == "done" else "stopped early", minutes)
+            print(f"finish {run['dir']}: {results[run['dir']][0]}", flush=True)
+
+
 def main(argv=None):
     args = parse_args(argv)
     runs = grid(args)
@@ -229,38 +266,14 @@ def main(argv=None):
     print(f"{len(runs)} runs: {len(runs) - len(todo)} done, {len(todo)} to go on {len(slots)} "
           f"{'GPU' if gpus else 'CPU'} worker(s){' (CUDA MPS)' if mps else ''}", flush=True)
     running = {}  # slot index -> (process, run, start time, log file)
-    while todo or running:
-        for i, slot in enumerate(slots):
-            if i not in running and todo:
-                run = todo.pop(0)
-                os.makedirs(run["dir"], exist_ok=True)
-                env = dict(os.environ)
-                if slot is not None:
-                    env["CUDA_VISIBLE_DEVICES"] = slot
-                cmd = command(run, args, slot is not None, async_envs)
-                log = open(run["dir"] + ".log", "a")
-                log.write(f"$ {' '.join(shlex.quote(c) for c in cmd)}\n")
-                log.flush()
-                print(f"start  {run['dir']} ({status(run)}){' on GPU ' + slot if slot else ''}", flush=True)
-                running[i] = (subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=HERE),
-                              run, time.time(), log)
-        time.sleep(0.5)
-        for i in list(running):
-            proc, run, start, log = running[i]
-            if proc.poll() is None:
-                continue
+    try:
+        loop(todo, running, results, slots, args, async_envs)
+    except KeyboardInterrupt:  # Ctrl-C reached the runs too: each saves after its current update and exits
+        for proc, run, _, log in running.values():
+            proc.wait()
             log.close()
-            del running[i]
-            minutes = (time.time() - start) / 60
-            if proc.returncode != 0:
-                tail = open(run["dir"] + ".log").read().strip().splitlines()[-1:]
-                results[run["dir"]] = (f"FAILED (exit {proc.returncode}): {tail[0] if tail else ''}", minutes)
-                if not os.listdir(run["dir"]):  # refused at its flags: no empty folder for a later sweep to reuse
-                    os.rmdir(run["dir"])
-            else:
-                results[run["dir"]] = ("done" if status(run) == "done" else "stopped early", minutes)
-            print(f"finish {run['dir']}: {results[run['dir']][0]}", flush=True)
-
+        print(f"interrupted: {len(running)} run(s) saved; the same command resumes the sweep", flush=True)
+        return 130
     if started_mps:
         subprocess.run([shutil.which("nvidia-cuda-mps-control")], input=b"quit", capture_output=True)
     print("\n| run | status | final return | sps | minutes |\n|---|---|---|---|---|")

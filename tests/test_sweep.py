@@ -1,8 +1,10 @@
 """The launcher on a tiny grid: one run fails on purpose, the other finishes; reruns skip and resume."""
 
 import os
+import signal
 import subprocess
 import sys
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -108,3 +110,20 @@ def test_a_finished_run_asked_for_more_frames_is_extended_into_the_longer_run(tm
              for r in csv.DictReader(open(os.path.join(d, "gridworld__rnn__lr0.001__s20", "progress.csv")))]
             for d in (out, str(tmp_path / "long"))]
     assert len(rows[0]) == 2 and rows[0] == rows[1]
+
+
+def test_ctrl_c_stops_the_sweep_and_the_runs_save(tmp_path):
+    out = str(tmp_path / "sw")
+    cmd = [sys.executable, "sweep.py", "--scripts", "rnn", "--envs", "gridworld", "--lrs", "1e-3,3e-4", "--seeds", "3",
+           "--out", out, "--no-gpu", "--workers", "1", "--extra", "--total-timesteps 4000000 --log-every 1"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # its own process group, like a terminal's
+    log = os.path.join(out, "gridworld__rnn__lr0.001__s3.log")
+    deadline = time.time() + 120
+    while time.time() < deadline and not (os.path.exists(log) and "update 2/" in open(log).read()):
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "interrupted: 1 run(s) saved" in stdout and "Traceback" not in stderr, stdout + stderr
+    assert os.path.exists(os.path.join(out, "gridworld__rnn__lr0.001__s3", "checkpoint.pt"))
+    assert not os.path.exists(os.path.join(out, "gridworld__rnn__lr0.0003__s3"))  # the next run never started
