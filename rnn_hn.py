@@ -529,11 +529,11 @@ def main(args: Args):
                  meta_return=np.zeros(N), ep_returns=np.zeros((N, K)), ep_index=np.zeros(N, dtype=int))
     rows, start_update, elapsed = [], 0, 0.0  # elapsed: training seconds, summed over resumed sessions
     progress_csv = os.path.join(args.run_dir, "progress.csv")
-    if args.resume and not os.path.exists(os.path.join(args.run_dir, "checkpoint.pt")):
+    path = os.path.join(args.run_dir, "checkpoint.pt")
+    if args.resume and not os.path.exists(path):
         # Stopped before its first checkpoint: starting over with the same seed is the exact continuation.
         print(f"{args.run_dir} has no checkpoint yet: starting it over from update 0", flush=True)
     elif args.resume:
-        path = os.path.join(args.run_dir, "checkpoint.pt")
         try:
             ckpt = torch.load(path, map_location="cpu", weights_only=False)
             agent.load_state_dict(ckpt["agent"])
