@@ -340,8 +340,10 @@ class MujocoTaskEnv(MetaEpisodeEnv):
         return {"mj": state, "rng": self.sim.np_random.bit_generator.state}
 
     def set_inner_state(self, s):
-        self._mj.mj_setState(self.sim.model, self.sim.data, s["mj"], self._mj.mjtState.mjSTATE_INTEGRATION)
-        self._mj.mj_forward(self.sim.model, self.sim.data)
+        spec = self._mj.mjtState.mjSTATE_INTEGRATION
+        self._mj.mj_setState(self.sim.model, self.sim.data, s["mj"], spec)
+        self._mj.mj_forward(self.sim.model, self.sim.data)  # derived quantities (contacts, sensors) of this state
+        self._mj.mj_setState(self.sim.model, self.sim.data, s["mj"], spec)  # mj_forward overwrote qacc_warmstart
         self.sim.np_random.bit_generator.state = s["rng"]
 
 
