@@ -60,6 +60,7 @@ def parse_args(argv=None):
         i = argv.index("--extra")
         argv[i:i + 2] = [f"--extra={argv[i + 1]}"]
     args = p.parse_args(argv)
+    args.argv = argv  # the Slurm script repeats them
     if args.workers < 0 or args.per_gpu < 0:
         p.error("--workers and --per-gpu must be >= 0 (0: automatic)")
     args.scripts = args.scripts.split(",")
@@ -181,7 +182,7 @@ def start_mps():
 
 
 def write_slurm(args, runs):
-    sweep_args = [a for a in sys.argv[1:]]
+    sweep_args = list(args.argv)
     i = sweep_args.index("--slurm")
     del sweep_args[i:i + 2]
     body = f"""#!/bin/bash

@@ -50,6 +50,21 @@ def script(method, *argv, timeout=300):
                           timeout=timeout)
 
 
+def stops_with(fn, capsys):
+    """(exit status, stderr) of a command run in this process, as the shell would see them: sys.exit("...")
+    prints its message and exits 1, argparse's error exits 2. (A subprocess per case cost 5 s.)"""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:
+        fn()
+    code, err = stop.value.code, capsys.readouterr().err
+    return (1, err + code + "\n") if isinstance(code, str) else (code, err)
+
+
+def resume(run_dir, *argv):
+    mod = importlib.import_module("rnn")
+    return mod.main(mod.parse_args(["--resume", str(run_dir), *argv]))
+
+
 class ShuffledRewards:
     """A broken learner's world: the rewards are permuted across envs and steps, so they say nothing."""
 
@@ -230,14 +245,13 @@ def test_sigkill_then_resume_logs_every_update_once(tmp_path):
     with open(os.path.join(run_dir, "progress.csv"), "a") as fh:
         fh.write("9,8640,-4.1")  # a line cut half-way by the kill
     open(os.path.join(run_dir, "checkpoint.pt.tmp999"), "w").write("half a checkpoint")
-    p = script("rnn", "--resume", run_dir, "--total-timesteps", str(12 * 960), "--threads", "1")
-    assert p.returncode == 0, p.stderr
+    resume(run_dir, "--total-timesteps", str(12 * 960))  # in this process: the kill was the subprocess's
     assert [r["update"] for r in rows(run_dir)] == [str(u) for u in range(1, 13)]  # each update exactly once
     assert not [f for f in os.listdir(run_dir) if ".tmp" in f]  # the stale temporary file is gone
     assert json.load(open(os.path.join(run_dir, "config.json")))["total_timesteps"] == 12 * 960
 
 
-def test_ctrl_c_saves_and_says_how_to_resume(tmp_path):
+def test_ctrl_c_saves_and_says_how_to_resume(tmp_path, capsys):
     run_dir = str(tmp_path / "run")
     cmd = [sys.executable, "rnn.py", "--env", "gridworld", "--total-timesteps", "4000000", "--save-every", "0",
            "--log-every", "1", "--threads", "1", "--run-dir", run_dir]
@@ -252,8 +266,9 @@ def test_ctrl_c_saves_and_says_how_to_resume(tmp_path):
     assert proc.returncode == 130, err
     assert f"--resume {run_dir}" in out and "Traceback" not in err
     done = len(rows(run_dir))
-    p = script("rnn", "--resume", run_dir, "--total-timesteps", str((done + 1) * 960), "--threads", "1")
-    assert p.returncode == 0 and f"resuming {run_dir} at update {done}/" in p.stdout, p.stdout + p.stderr
+    capsys.readouterr()
+    resume(run_dir, "--total-timesteps", str((done + 1) * 960))
+    assert f"resuming {run_dir} at update {done}/" in capsys.readouterr().out
     assert [r["update"] for r in rows(run_dir)] == [str(u) for u in range(1, done + 2)]
 
 
@@ -302,24 +317,28 @@ def test_a_bad_flag_on_the_command_line_is_one_line(method, tmp_path):
     assert not os.path.exists(tmp_path / "run")
 
 
-def test_a_learning_rate_far_above_the_papers_range_is_warned_of(tmp_path):
-    p = script("rnn", "--lr", "3e4", "--total-timesteps", "960", "--threads", "1", "--run-dir", str(tmp_path / "run"))
-    assert p.returncode == 0 and p.stderr.count("\n") == 1 and "warning: --lr 30000 is far above" in p.stderr
+def test_a_learning_rate_far_above_the_papers_range_is_warned_of(tmp_path, capsys):
+    capsys.readouterr()
+    run("rnn", "--lr", "3e4", "--total-timesteps", "960", tmp_path=tmp_path)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "warning: --lr 30000 is far above" in err, err
 
 
-def test_bad_hyper_init_one_line():
-    p = script("rnn_hn", "--hyper-init", "xavier")
-    assert p.returncode == 2 and p.stderr.count("\n") == 1
-    assert "invalid choice: 'xavier' (choose from 'bias', 'kaiming')" in p.stderr
+def test_bad_hyper_init_one_line(capsys):
+    err = bad_flags_stderr("rnn_hn", ["--hyper-init", "xavier"], capsys)
+    assert err.count("\n") == 1 and "invalid choice: 'xavier' (choose from 'bias', 'kaiming')" in err
 
 
-def test_flags_parse_like_a_user_types_them():
+def test_flags_parse_like_a_user_types_them(capsys):
     import rnn_hn
 
     args = rnn_hn.parse_args(["--total-timesteps", "1e5", "--anneal-lr", "--env", "walker"])
     assert args.total_timesteps == 100000 and args.anneal_lr is True and args.latent_dim == 10
     assert rnn_hn.parse_args(["--anneal-lr", "false"]).anneal_lr is False
-    text = script("rnn_hn", "--help").stdout
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        rnn_hn.parse_args(["--help"])
+    text = capsys.readouterr().out
     assert "(default: per env)" in text and "(default: None)" not in text
 
 
@@ -369,10 +388,9 @@ def test_the_env_gets_the_raw_gaussian_sample(method, tmp_path, monkeypatch):
 @pytest.mark.parametrize("method", ["rnn_hn", "ti_pp_hn"])
 def test_envs_in_subprocesses_give_the_same_numbers(method, tmp_path):
     # --async-envs (gymnasium's subprocess vector env; the default with --cuda on 4+ cores) steps the same envs
-    common = ["--env", "cheetah-dir", "--num-steps", "40", "--total-timesteps", "640", "--threads", "1"]
+    common = ["--env", "cheetah-dir", "--num-envs", "4", "--num-steps", "40", "--total-timesteps", "320", "--threads", "1"]
     for mode in ("true", "false"):
-        p = script(method, *common, "--async-envs", mode, "--run-dir", str(tmp_path / mode))
-        assert p.returncode == 0, p.stderr
+        run(method, *common, "--async-envs", mode, tmp_path=tmp_path, name=mode)
     a, b = rows(tmp_path / "true"), rows(tmp_path / "false")
     assert [{k: v for k, v in r.items() if k not in ("sps", "time")} for r in a] == \
         [{k: v for k, v in r.items() if k not in ("sps", "time")} for r in b]
@@ -381,35 +399,36 @@ def test_envs_in_subprocesses_give_the_same_numbers(method, tmp_path):
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     """A finished 1-update rnn run to resume (or refuse to resume) in various broken states."""
-    run_dir = tmp_path_factory.mktemp("fin") / "run"
-    p = script("rnn", "--total-timesteps", "960", "--threads", "1", "--run-dir", str(run_dir))
-    assert p.returncode == 0, p.stderr
-    return run_dir
+    folder = tmp_path_factory.mktemp("fin")
+    run("rnn", "--total-timesteps", "960", tmp_path=folder)
+    return folder / "run"
 
 
-def test_resuming_a_finished_run_leaves_it_alone(finished_run):
+def test_resuming_a_finished_run_leaves_it_alone(finished_run, capsys):
     before = {f: (finished_run / f).read_bytes() for f in ("summary.json", "progress.csv", "config.json")}
-    p = script("rnn", "--resume", str(finished_run))
-    assert p.returncode == 0 and "is finished (update 1 of 1)" in p.stdout, p.stdout + p.stderr
+    capsys.readouterr()
+    assert resume(finished_run) is None and "is finished (update 1 of 1)" in capsys.readouterr().out
     assert {f: (finished_run / f).read_bytes() for f in before} == before
 
 
-def test_run_dir_onto_an_existing_run_is_refused(finished_run):
+def test_run_dir_onto_an_existing_run_is_refused(finished_run, capsys):
     before = (finished_run / "progress.csv").read_text()
-    p = script("rnn", "--run-dir", str(finished_run))
-    assert p.returncode == 2 and p.stderr.count("\n") == 1 and f"--resume {finished_run}" in p.stderr
+    code, err = stops_with(lambda: importlib.import_module("rnn").parse_args(["--run-dir", str(finished_run)]), capsys)
+    assert code == 2 and err.count("\n") == 1 and f"--resume {finished_run}" in err
     assert (finished_run / "progress.csv").read_text() == before
 
 
-def test_resume_refuses_settings_it_would_ignore(finished_run):
-    p = script("rnn", "--resume", str(finished_run), "--lr", "1e-3")
-    assert p.returncode == 2 and p.stderr.count("\n") == 1
-    assert "--lr cannot change when resuming" in p.stderr and "--total-timesteps" in p.stderr
+def test_resume_refuses_settings_it_would_ignore(finished_run, capsys):
+    code, err = stops_with(lambda: resume(finished_run, "--lr", "1e-3"), capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert "--lr cannot change when resuming" in err and "--total-timesteps" in err
 
 
 @pytest.mark.parametrize("damage", ["truncated", "empty", "garbage", "config_missing", "config_corrupt"])
-def test_resume_from_a_damaged_run_is_one_line(finished_run, tmp_path, damage):
+def test_resume_from_a_damaged_run_is_one_line(finished_run, tmp_path, damage, capsys):
     import shutil
+
+    import evaluate
 
     run_dir = tmp_path / "run"
     shutil.copytree(finished_run, run_dir)
@@ -424,11 +443,12 @@ def test_resume_from_a_damaged_run_is_one_line(finished_run, tmp_path, damage):
         (run_dir / "config.json").unlink()
     else:
         (run_dir / "config.json").write_text("{not json")
-    p = script("rnn", "--resume", str(run_dir))
-    assert p.returncode in (1, 2) and p.stderr.count("\n") == 1 and "Traceback" not in p.stderr, p.stderr
-    assert ("damaged" in p.stderr) if damage in ("truncated", "empty", "garbage") else ("config.json" in p.stderr)
-    p = subprocess.run([sys.executable, "evaluate.py", str(run_dir)], cwd=ROOT, capture_output=True, text=True)
-    assert p.returncode != 0 and p.stderr.count("\n") == 1 and "Traceback" not in p.stderr, p.stderr
+    # Anything but SystemExit (a traceback) fails the test inside stops_with.
+    code, err = stops_with(lambda: resume(run_dir), capsys)
+    assert code in (1, 2) and err.count("\n") == 1, err
+    assert ("damaged" in err) if damage in ("truncated", "empty", "garbage") else ("config.json" in err)
+    code, err = stops_with(lambda: evaluate.main([str(run_dir)]), capsys)
+    assert code != 0 and err.count("\n") == 1, err
 
 
 @pytest.mark.parametrize("method", METHODS)

@@ -1,17 +1,32 @@
 """The launcher on a tiny grid: one run fails on purpose, the other finishes; reruns skip and resume."""
 
+import contextlib
+import io
 import os
 import signal
 import subprocess
 import sys
 import time
+import types
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def sweep(*argv):
-    return subprocess.run([sys.executable, "sweep.py", *argv], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)
+    """sweep.py run in this process (a subprocess cost 2 s of start-up each; its runs are subprocesses anyway):
+    its exit status, stdout and stderr as a shell would see them."""
+    import sweep as sw
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = sw.main(list(argv))
+        except SystemExit as stop:  # argparse (2) or sys.exit("message") (1)
+            code = stop.code
+    if isinstance(code, str):
+        err.write(code + "\n")
+        code = 1
+    return types.SimpleNamespace(returncode=code or 0, stdout=out.getvalue(), stderr=err.getvalue())
 
 
 def test_one_failing_run_does_not_stop_the_other(tmp_path):
