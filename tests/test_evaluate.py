@@ -54,8 +54,8 @@ def test_play_feeds_the_recurrent_inputs_like_the_training_rollout(tmp_path, mon
 def test_evaluate_a_run_on_a_continuous_env(tmp_path):
     import rnn_hn
 
-    rnn_hn.main(rnn_hn.parse_args(["--env", "cheetah-vel", "--total-timesteps", "6400", "--threads", "1",
-                                   "--run-dir", str(tmp_path / "run")]))
+    rnn_hn.main(rnn_hn.parse_args(["--env", "cheetah-vel", "--num-steps", "50", "--total-timesteps", "800",
+                                   "--threads", "1", "--run-dir", str(tmp_path / "run")]))
     res = evaluate.evaluate(str(tmp_path / "run"), meta_episodes=16)
     saved = json.loads((tmp_path / "run" / "eval.json").read_text())
     assert saved == res and res["meta_episodes"] == 16 and res["train_update"] == 1
@@ -74,11 +74,10 @@ def test_bad_meta_episodes_one_line_error(tmp_path, capsys):
     assert e.value.code == 2 and "--meta-episodes must be >= 1" in capsys.readouterr().err
 
 
-def test_replay_matches_and_catches_a_changed_setting_or_network_line(tmp_path):
+def test_replay_matches_and_catches_a_changed_setting_or_network_line(tmp_path, capsys):
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     run_dir = tmp_path / "run"
-    subprocess.run([sys.executable, "rnn.py", "--total-timesteps", "1920", "--threads", "1", "--run-dir", str(run_dir)],
-                   cwd=root, check=True, capture_output=True)
+    rnn.main(rnn.parse_args(["--total-timesteps", "1920", "--threads", "1", "--run-dir", str(run_dir)]))
     assert evaluate.replay(str(run_dir), updates=2, tolerance=0) == "match (identical)"  # same machine and code
     # one changed line of the network: a copy of the scripts whose hidden layers use ReLU
     code = tmp_path / "code"
@@ -88,15 +87,14 @@ def test_replay_matches_and_catches_a_changed_setting_or_network_line(tmp_path):
     assert text.count("x = torch.tanh(layer(x))") == 1
     (code / "rnn.py").write_text(text.replace("x = torch.tanh(layer(x))", "x = torch.relu(layer(x))"))
     assert evaluate.replay(str(run_dir), updates=2, script_dir=str(code)).startswith("differs at update 1, column ")
-    # one changed setting
+    # one changed setting, through the command: one line per run and a count; exit status 1 when one differs
     cfg = json.loads((run_dir / "config.json").read_text())
     (run_dir / "config.json").write_text(json.dumps(cfg | {"ent_coef": 0.11}))
-    verdict = evaluate.replay(str(run_dir), updates=2)
-    assert verdict.startswith("differs at update 1, column ") and "committed" in verdict, verdict
-    # the command: one line per run and a count; exit 1 when a run does not match
-    p = subprocess.run([sys.executable, "evaluate.py", str(tmp_path), "--replay", "--replay-updates", "2"],
-                       cwd=root, capture_output=True, text=True)
-    assert p.returncode == 1 and p.stdout.splitlines()[-1] == "0 of 1 runs match their first 2 updates", p.stdout
+    capsys.readouterr()
+    assert evaluate.main([str(tmp_path), "--replay", "--replay-updates", "2"]) == 1
+    verdict, count = capsys.readouterr().out.splitlines()
+    assert verdict.startswith(f"{run_dir}: differs at update 1, column ") and "committed" in verdict, verdict
+    assert count == "0 of 1 runs match their first 2 updates"
 
 
 @pytest.mark.parametrize("env", ["gridworld", "cheetah-dir"])
@@ -124,10 +122,9 @@ def test_greedy_play_takes_the_most_likely_action(method, env, monkeypatch):
 @pytest.fixture(scope="module")
 def cheetah_run(tmp_path_factory):
     """A 1-update rnn run on Cheetah-Dir, with its checkpoint."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     run_dir = tmp_path_factory.mktemp("cheetah") / "run"
-    subprocess.run([sys.executable, "rnn.py", "--env", "cheetah-dir", "--num-steps", "20", "--total-timesteps", "320",
-                    "--run-dir", str(run_dir)], cwd=root, check=True, capture_output=True)
+    rnn.main(rnn.parse_args(["--env", "cheetah-dir", "--num-steps", "20", "--total-timesteps", "320",
+                             "--run-dir", str(run_dir)]))
     return run_dir
 
 
