@@ -182,9 +182,10 @@ def start_mps():
 
 
 def write_slurm(args, runs):
-    sweep_args = list(args.argv)
-    i = sweep_args.index("--slurm")
-    del sweep_args[i:i + 2]
+    sweep_args = [a for a in args.argv if not a.startswith("--slurm=")]  # (--slurm FILE or --slurm=FILE)
+    if "--slurm" in sweep_args:
+        i = sweep_args.index("--slurm")
+        del sweep_args[i:i + 2]
     body = f"""#!/bin/bash
 #SBATCH --job-name=hyper-sweep
 #SBATCH --array=0-{len(runs) - 1}
