@@ -37,7 +37,7 @@ def play(agent, vec, obs, K: int, meta_episodes: int, greedy: bool = True, tasks
     """Run `agent` on `vec` (first observations `obs`) until `meta_episodes` meta-episodes finish; returns
     their returns (M,), per-inner-episode returns (M, K) and tasks (M, task dim; from `tasks`, the first
     ones, on). greedy=False samples, one draw per step, like the training rollout (the test compares the
-    two). `on_step(ended, returns so far)` is called after every step (the video's frames)."""
+    two). `on_step(ended, returns so far, inner episode index)` is called after every step (the video's frames)."""
     space, N = vec.single_action_space, vec.num_envs
     act_dim = 1 if agent.discrete else space.shape[0]
     # The recurrent inputs, as in the training rollout: a new task starts with h = 0 and no previous
@@ -67,7 +67,7 @@ def play(agent, vec, obs, K: int, meta_episodes: int, greedy: bool = True, tasks
             eps[np.arange(N), np.minimum(ep_index, K - 1)] += reward
             ep_index += ended | ((obs[:, -1] == 1) if K > 1 else ended)
             if on_step is not None:
-                on_step(ended, meta.copy())
+                on_step(ended, meta.copy(), ep_index.copy())
             for i in np.flatnonzero(ended):
                 finished_meta.append(meta[i])
                 finished_eps.append(eps[i].copy())
@@ -129,7 +129,16 @@ def evaluate(run_dir: str, meta_episodes: int = 1024, num_envs: int = 16, seed: 
     return result
 
 
-def video(run_dir: str, path: str, max_steps: int = 0, size=(320, 240), stride: int = 2, seed: int = 10_000) -> int:
+def _shot(env):
+    """A frame of `env` with the camera over its torso. Gymnasium renders through a free camera, which ignores
+    the env's `trackbodyid`, so a walker that walks would leave the picture."""
+    viewer = env.sim.mujoco_renderer.viewer  # made by the first render; the torso then stands at the origin
+    if viewer is not None:
+        viewer.cam.lookat[:2] = env.sim.data.xpos[1, :2]
+    return env.sim.render()
+
+
+def video(run_dir: str, path: str, max_steps: int = 0, size=(256, 192), stride: int = 2, seed: int = 10_000) -> int:
     """A GIF of the run's greedy policy: one meta-episode in each of two tasks, side by side, every frame
     labelled with its task and the return so far (Cheetah-Dir and Ant-Dir: forward and backward; other
     MuJoCo envs: two tasks of the env's own distribution, e.g. Walker's physics). MuJoCo renders offscreen
@@ -149,20 +158,22 @@ def video(run_dir: str, path: str, max_steps: int = 0, size=(320, 240), stride: 
     label = (lambda u: "forward" if u[0] > 0 else "backward") if args.env in ("cheetah-dir", "ant-dir") else \
         (lambda u: f"target {u[0]:.2f} m/s") if args.env == "cheetah-vel" else \
         (lambda u: f"torso mass x{1.5 ** u[1]:.2f}, floor friction x{1.5 ** u[32]:.2f}")  # Walker's physics
-    frames, done = [[env.sim.render() for env in vec.vec.envs]], np.zeros(2, bool)
-    returns = [np.zeros(2)]
+    K = spec.episodes_per_task
+    frames, done = [[_shot(env) for env in vec.vec.envs]], np.zeros(2, bool)
+    returns, episodes = [np.zeros(2)], [np.ones(2, int)]
 
-    def record(ended, so_far):
+    def record(ended, so_far, ep):
         nonlocal done
-        if not done.all():
-            frames.append([env.sim.render() for env in vec.vec.envs])
-            returns.append(np.where(done, returns[-1], so_far))
-        done = done | ended
+        if done.all() or (max_steps and len(frames) > max_steps):
+            return
+        # A finished meta-episode's panel keeps its last frame: its env has already moved on to a new task.
+        was, done = done, done | ended
+        frames.append([frames[-1][i] if done[i] else _shot(env) for i, env in enumerate(vec.vec.envs)])
+        returns.append(np.where(was, returns[-1], so_far))
+        episodes.append(np.where(was, episodes[-1], np.minimum(ep, K - 1) + 1))
 
     try:
-        play(agent, vec, obs, spec.episodes_per_task, 2, greedy=True,
-             on_step=lambda ended, so_far: record(ended if not max_steps or len(frames) < max_steps else np.ones(2, bool),
-                                                   so_far))
+        play(agent, vec, obs, K, 2, greedy=True, on_step=record)
     finally:
         vec.close()
     images = []
@@ -170,10 +181,10 @@ def video(run_dir: str, path: str, max_steps: int = 0, size=(320, 240), stride: 
         row = Image.fromarray(np.concatenate(frames[k], axis=1))
         draw = ImageDraw.Draw(row)
         for i in range(2):
-            text = f"{label(tasks[i])}\nreturn {returns[k][i]:.1f}"
+            text = f"{label(tasks[i])}\nepisode {episodes[k][i]} of {K}, return {returns[k][i]:.1f}"
             draw.rectangle(draw.multiline_textbbox((8 + i * size[0], 6), text), fill=(0, 0, 0))  # legible on the floor
             draw.multiline_text((8 + i * size[0], 6), text, fill=(255, 255, 255))
-        images.append(row.quantize(colors=128))
+        images.append(row.quantize(colors=64))  # a moving floor changes every pixel: keep GIFs small
     images[0].save(path, save_all=True, append_images=images[1:], optimize=True, loop=0,
                    duration=int(1000 * vec.vec.envs[0].sim.dt * stride))
     return len(images)

@@ -136,8 +136,9 @@ def test_cheetah_dir_eval_reports_each_direction_apart(cheetah_run):
     assert json.loads((cheetah_run / "eval.json").read_text())["return_per_direction"] == per
 
 
-def test_video_of_a_10_step_clip(cheetah_run, tmp_path):
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+@pytest.fixture(scope="module")
+def offscreen_gl():
+    """The environment for offscreen MuJoCo rendering, or a skip saying how to get it."""
     gl = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
     try:
         probe = subprocess.run([sys.executable, "-c", "import gymnasium as gym; e = gym.make('HalfCheetah-v5', "
@@ -148,6 +149,24 @@ def test_video_of_a_10_step_clip(cheetah_run, tmp_path):
     if probe != 0:
         pytest.skip("no offscreen OpenGL for MuJoCo (MUJOCO_GL=egl); optional: apt-get install libegl1 libegl-mesa0 "
                     "libgl1-mesa-dri")
+    return gl
+
+
+def test_video_camera_follows_the_walker(offscreen_gl):
+    # Gymnasium's free camera ignores trackbodyid: without _shot moving it, a walker 5 m on is out of the picture
+    code = ("import numpy as np, envs, evaluate; vec, obs, info = envs.make_vec('walker', 1, 0, render_mode='rgb_array', "
+            "width=64, height=48); env = vec.vec.envs[0]; first = evaluate._shot(env); env.sim.data.qpos[0] += 5.0; "
+            "env.sim.step(np.zeros(6)); evaluate._shot(env); "
+            "print(env.sim.mujoco_renderer.viewer.cam.lookat[0], env.sim.data.xpos[1, 0])")
+    p = subprocess.run([sys.executable, "-c", code], cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), env=offscreen_gl, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    lookat, torso = map(float, p.stdout.split())
+    assert torso > 4.5 and lookat == pytest.approx(torso)  # read after the render: gymnasium did not reset it
+
+
+def test_video_of_a_10_step_clip(cheetah_run, tmp_path, offscreen_gl):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    gl = offscreen_gl
     gif = tmp_path / "clip.gif"
     p = subprocess.run([sys.executable, "evaluate.py", str(cheetah_run), "--video", str(gif), "--video-steps", "10"],
                        cwd=root, env=gl, capture_output=True, text=True, timeout=300)
@@ -155,4 +174,4 @@ def test_video_of_a_10_step_clip(cheetah_run, tmp_path):
     from PIL import Image
 
     with Image.open(gif) as im:
-        assert im.format == "GIF" and im.n_frames == 6 and im.size == (640, 240)  # 11 frames, every 2nd; two tasks
+        assert im.format == "GIF" and im.n_frames == 6 and im.size == (512, 192)  # 11 frames, every 2nd; two tasks
