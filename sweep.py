@@ -4,6 +4,8 @@
         --out results/gridworld
     python sweep.py ... --extra "--hyper-init kaiming" --tag kaiming    # an ablation, its own folders
     python sweep.py ... --slurm sweep.sbatch                            # write a Slurm job array instead
+    python sweep.py ... --lrs best:1e-3,3e-4,1e-4 --seeds 73,20,3 \
+        --extra "--total-timesteps 1e7"                                 # each method at its pilots' best lr
 
 Each run lives in `<out>/<env>__<script>[-<tag>]__lr<lr>__s<seed>/`. A run with summary.json is done and
 skipped, unless the sweep asks for more frames (a larger `--total-timesteps` in --extra): then it is extended
@@ -16,12 +18,20 @@ at a time on each under CUDA MPS, which the sweep starts when the machine has it
 results/gpu/README.md: 8 runs sharing a GPU without MPS go no faster than one); each run's envs step in
 subprocesses when the cores allow 4 per run. Without GPUs, one run per CPU core with one torch thread each.
 `--dry-run` prints where each run would go. A summary table is printed at the end.
+Runs start seed by seed (every method's seed 73, then seed 20, ...), so partial results compare every method.
+
+`--lrs best:A,B,C` applies the paper's rule to pilots already in --out: per env and method, the candidate
+lr with the highest mean training return over the whole curve, averaged over seeds. Only seeds finished at
+every candidate count, and every curve is cut to the updates all of them have, so that extending the
+winner or adding seeds at it never changes the pick. An env and method whose pilots are not all finished
+is left out, with a line saying which run is missing.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import csv
 import dataclasses
 import importlib
 import io
@@ -29,6 +39,7 @@ import itertools
 import json
 import os
 import shlex
+import re
 import shutil
 import subprocess
 import sys
@@ -43,7 +54,8 @@ def parse_args(argv=None):
     p.error = lambda msg: p.exit(2, f"{p.prog}: error: {msg}\n")
     p.add_argument("--scripts", default="rnn,rnn_s,rnn_hn", help="comma-separated method scripts")
     p.add_argument("--envs", default="gridworld", help="comma-separated env names")
-    p.add_argument("--lrs", default="1e-3,3e-4", help="comma-separated learning rates")
+    p.add_argument("--lrs", default="1e-3,3e-4", help="comma-separated learning rates, or best:A,B,... (each env "
+                   "and method at the best of these by its finished pilots in --out)")
     p.add_argument("--seeds", default="73,20,3", help="comma-separated seeds")
     p.add_argument("--out", default="results/sweep", help="folder of the run folders")
     p.add_argument("--extra", default="", help="extra flags for every run, e.g. '--hyper-init kaiming'")
@@ -76,27 +88,63 @@ def parse_args(argv=None):
     for e in args.envs:
         if e not in envs.ENVS:
             p.error(f"unknown env {e!r}; choose from: {', '.join(envs.ENVS)}")
+    args.best = args.lrs.startswith("best:")
     try:
-        args.lrs = [float(x) for x in args.lrs.split(",")]
+        args.lrs = [float(x) for x in args.lrs.removeprefix("best:").split(",")]
         args.seeds = [int(x) for x in args.seeds.split(",")]
     except ValueError as e:
-        p.error(f"--lrs takes numbers and --seeds integers, comma-separated ({e})")
+        p.error(f"--lrs takes numbers (or best:numbers) and --seeds integers, comma-separated ({e})")
+    if args.best and args.slurm:
+        p.error("--lrs best picks from finished pilots; write the Slurm script with the picked --lrs instead")
     return args
 
 
+def best_lr(out: str, env: str, method: str, lrs):
+    """(the pilots' best lr, {lr: score}) by the rule in the module docstring, or (None, what is missing)."""
+    curves = {}
+    for lr in lrs:
+        prefix = f"{env}__{method}__lr{lr:g}__s"
+        curves[lr] = {}
+        for name in sorted(os.listdir(out)) if os.path.isdir(out) else []:
+            d = os.path.join(out, name)
+            if re.fullmatch(re.escape(prefix) + r"\d+", name) and os.path.exists(os.path.join(d, "summary.json")):
+                with open(os.path.join(d, "progress.csv")) as fh:
+                    curves[lr][name[len(prefix):]] = [float(r["return"]) for r in csv.DictReader(fh) if r["return"]]
+        if not curves[lr]:
+            return None, f"no finished run {os.path.join(out, prefix)}* yet"
+    seeds = set.intersection(*(set(c) for c in curves.values()))
+    if not seeds:
+        return None, "no seed finished at every candidate lr yet"
+    n = min(len(c[seed]) for c in curves.values() for seed in seeds)
+    score = {lr: sum(sum(c[seed][:n]) / n for seed in seeds) / len(seeds) for lr, c in curves.items()}
+    return max(lrs, key=score.get), score
+
+
 def grid(args):
+    tag = "-" + args.tag if args.tag else ""  # (the method in folder names)
+    lrs = {(env, script): args.lrs for env in args.envs for script in args.scripts}
+    for env, script in list(lrs) if args.best else []:
+        lr, score = best_lr(args.out, env, script + tag, args.lrs)
+        if lr is None:
+            print(f"--lrs best: {env} {script + tag} left out: {score}")
+            del lrs[(env, script)]
+        else:
+            print(f"--lrs best: {env} {script + tag} at {lr:g} (whole-curve mean return: "
+                  f"{', '.join(f'{k:g} {v:.1f}' for k, v in score.items())})")
+            lrs[(env, script)] = [lr]
     runs = []
-    for script, env, lr, seed in itertools.product(args.scripts, args.envs, args.lrs, args.seeds):
-        name = f"{env}__{script}{'-' + args.tag if args.tag else ''}__lr{lr:g}__s{seed}"
-        run = {"script": script, "env": env, "lr": lr, "seed": seed, "dir": os.path.join(args.out, name)}
-        try:
-            with contextlib.redirect_stderr(io.StringIO()):
-                wanted = importlib.import_module(script).parse_args(settings(run, args))
-            run["frames"], run["updates"] = wanted.total_timesteps, max(1, wanted.total_timesteps // (
-                wanted.num_envs * wanted.num_steps))
-        except SystemExit:  # settings the script refuses: it says why in the run's log (a FAILED row)
-            run["frames"], run["updates"] = None, 0
-        runs.append(run)
+    for seed, script, env in itertools.product(args.seeds, args.scripts, args.envs):
+        for lr in lrs.get((env, script), []):
+            run = {"script": script, "env": env, "lr": lr, "seed": seed,
+                   "dir": os.path.join(args.out, f"{env}__{script}{tag}__lr{lr:g}__s{seed}")}
+            try:
+                with contextlib.redirect_stderr(io.StringIO()):
+                    wanted = importlib.import_module(script).parse_args(settings(run, args))
+                run["frames"], run["updates"] = wanted.total_timesteps, max(1, wanted.total_timesteps // (
+                    wanted.num_envs * wanted.num_steps))
+            except SystemExit:  # settings the script refuses: it says why in the run's log (a FAILED row)
+                run["frames"], run["updates"] = None, 0
+            runs.append(run)
     return runs
 
 

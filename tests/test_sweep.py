@@ -2,6 +2,7 @@
 
 import contextlib
 import io
+import json
 import os
 import signal
 import subprocess
@@ -142,3 +143,33 @@ def test_ctrl_c_stops_the_sweep_and_the_runs_save(tmp_path):
     assert proc.returncode == 130 and "interrupted: 1 run(s) saved" in stdout and "Traceback" not in stderr, stdout + stderr
     assert os.path.exists(os.path.join(out, "gridworld__rnn__lr0.001__s3", "checkpoint.pt"))
     assert not os.path.exists(os.path.join(out, "gridworld__rnn__lr0.0003__s3"))  # the next run never started
+
+
+def test_lrs_best_picks_by_the_pilots_whole_curves_and_ignores_what_came_after(tmp_path):
+    out = tmp_path / "sw"
+
+    def pilot(name, returns):  # a finished run as sweep.py sees one (a dry run reads no checkpoint)
+        (out / name).mkdir(parents=True)
+        (out / name / "checkpoint.pt").write_text("")
+        (out / name / "summary.json").write_text(json.dumps({"updates": len(returns)}))
+        (out / name / "progress.csv").write_text("update,return\n" + "".join(f"{i},{r}\n" for i, r in enumerate(returns)))
+
+    pilot("gridworld__rnn__lr0.001__s73", [1] * 4 + [100] * 4)  # extended after its pilot: the later part must not count
+    pilot("gridworld__rnn__lr0.0003__s73", [2] * 4)
+    pilot("gridworld__rnn__lr0.0003__s20", [0] * 4)  # a seed run at the pick afterwards: not at every lr, not counted
+    pilot("gridworld__rnn_s__lr0.001__s73", [5] * 4)  # rnn_s's 3e-4 pilot is not finished
+    common = ["--scripts", "rnn,rnn_s", "--envs", "gridworld", "--lrs", "best:1e-3,3e-4", "--seeds", "73,20,3",
+              "--out", str(out), "--no-gpu", "--dry-run", "--extra", "--total-timesteps 1e6"]
+    p = sweep(*common)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.strip().splitlines()
+    assert lines[0] == "--lrs best: gridworld rnn at 0.0003 (whole-curve mean return: 0.001 1.0, 0.0003 2.0)"
+    assert lines[1].startswith("--lrs best: gridworld rnn_s left out: no finished run") and "lr0.0003__s*" in lines[1]
+    assert [l.split("--resume ")[-1].split("--run-dir ")[-1].split()[0] for l in lines[2:]] == [
+        str(out / f"gridworld__rnn__lr0.0003__s{seed}") for seed in (73, 20, 3)]  # seed by seed
+    assert sweep(*common[:-2], "--slurm", str(tmp_path / "x.sbatch")).returncode == 2  # picks need finished pilots
+    # Without best: every lr, seed by seed (every method's seed 73 first)
+    p = sweep("--scripts", "rnn,rnn_s", "--envs", "gridworld", "--lrs", "1e-3", "--seeds", "73,20", "--out",
+              str(tmp_path / "o"), "--no-gpu", "--dry-run")
+    assert [l.split("--seed ")[1].split()[0] + l.split("--run-dir ")[1].split("__")[1] for l in p.stdout.splitlines()] == [
+        "73rnn", "73rnn_s", "20rnn", "20rnn_s"]
