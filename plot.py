@@ -161,16 +161,24 @@ def group_runs(runs):
 
 
 def lr_scores(runs):
-    """{(env, method): {lr: [each seed's average return over its whole curve]}} of the finished runs."""
+    """{(env, method): ({lr: [each seed's average return over its curve]}, updates scored)} of the finished runs:
+    the paper's selection score, over the seeds and updates that every lr of that env and method has, so that
+    extending the winning pilot or adding seeds at it leaves the scores and the pick as they were (sweep.py's
+    --lrs best applies the same rule). Without a seed common to every lr: every seed's whole curve."""
     by = defaultdict(dict)
     for (env, method, lr), group in group_runs(runs)[0].items():
-        by[(env, method)][lr] = [np.nanmean(r["return"]) for r in group]
-    return by
+        by[(env, method)][lr] = {r["seed"]: r["return"] for r in group}
+    scores = {}
+    for key, lrs in by.items():
+        seeds = sorted(set.intersection(*(set(c) for c in lrs.values())))
+        n = min(len(c[seed]) for c in lrs.values() for seed in seeds) if seeds else None
+        scores[key] = ({lr: [np.nanmean(c[seed][:n]) for seed in (seeds or c)] for lr, c in lrs.items()}, n)
+    return scores
 
 
 def best_lr(runs):
     """{(env, method): lr} with the highest seed-mean of each curve's average return (the paper's rule)."""
-    return {key: max(lrs, key=lambda lr: np.mean(lrs[lr])) for key, lrs in lr_scores(runs).items()}
+    return {key: max(lrs, key=lambda lr: np.mean(lrs[lr])) for key, (lrs, _) in lr_scores(runs).items()}
 
 
 def late_mean(y):
@@ -329,15 +337,17 @@ def main(argv=None):
             cells = [with_ci([r["greedy_parts"][k] for r in group]) if all(k in r["greedy_parts"] for r in group)
                      else "" for k in parts]
             table.append(f"| {env} | {method} | {lr:g} | " + " | ".join(cells) + " |")
-    table += ["", "Every learning rate (score: seed-mean of each curve's average return, the selection rule):", "",
-              "| env | method | lr | seeds | score | final return (mean) | greedy eval return (mean) |",
-              "|---|---|---|---|---|---|---|"]
-    for (env, method), lrs in sorted(lr_scores(runs).items()):
+    table += ["", "Every learning rate (score: the seed-mean of each curve's average return, the selection rule, over "
+                  "the seeds and first updates every rate has):", "",
+              "| env | method | lr | seeds | score | scored over | final return (mean) | greedy eval return (mean) |",
+              "|---|---|---|---|---|---|---|---|"]
+    for (env, method), (lrs, n) in sorted(lr_scores(runs).items()):
         for lr in sorted(lrs):
             group = groups[(env, method, lr)]
             greedy = [r["greedy"] for r in group if r["greedy"] is not None]
             best_mark = " (best)" if best[(env, method)] == lr else ""
-            table.append(f"| {env} | {method} | {lr:g}{best_mark} | {len(lrs[lr])} | {np.mean(lrs[lr]):.2f} | "
+            basis = f"{len(lrs[lr])} seed{'s' * (len(lrs[lr]) > 1)}, " + (f"{n} updates" if n else "whole curves")
+            table.append(f"| {env} | {method} | {lr:g}{best_mark} | {len(group)} | {np.mean(lrs[lr]):.2f} | {basis} | "
                          f"{np.mean([late_mean(r['return']) for r in group]):.2f} | "
                          f"{f'{np.mean(greedy):.2f}' if len(greedy) == len(group) else ''} |")
     done = [r for r in runs if r["done"]]

@@ -32,14 +32,14 @@ def test_smooth_is_trailing_and_skips_nan():
     assert s[0] == 0.0 and s[1] == 0.0 and s[2] == 2.0 and s[3] == 3.0
 
 
-def write_run(root, method, lr, seed, slope, hyper_init="bias", done=True, name=None):
+def write_run(root, method, lr, seed, slope, hyper_init="bias", done=True, name=None, updates=50):
     folder = root / (name or f"gridworld__{method}__{hyper_init}__lr{lr}__s{seed}")
     folder.mkdir(parents=True)
     if done:
         (folder / "summary.json").write_text("{}")
     json.dump({"env": "gridworld", "method": method, "lr": lr, "seed": seed, "hyper_init": hyper_init},
               open(folder / "config.json", "w"))
-    steps = np.arange(1, 51) * 960
+    steps = np.arange(1, updates + 1) * 960
     with open(folder / "progress.csv", "w") as fh:
         fh.write("update,global_step,return,return_ep1,return_ep2,return_ep3,return_ep4,latent_grad_norm\n")
         for i, s in enumerate(steps):
@@ -72,6 +72,17 @@ def test_best_lr_and_outputs(tmp_path):
     assert "| gridworld | rnn_hn | 0.001 | 3 | 4.8e+04 | 7.84 [7.66, 8.02] | 78% |  |  |" in table
     score = np.mean([np.mean(1.0 * np.arange(50) / 50 + s * 0.01) for s in (73, 20, 3)])
     assert f"| gridworld | rnn | 0.001 | 3 | {score:.2f} |" in table
+
+
+def test_lr_score_is_the_pilots_after_the_winner_is_extended_and_seeded(tmp_path):
+    # The MuJoCo protocol: one-seed pilots, then the pick extended 4x and run at two more seeds. Scored on whole
+    # curves, the extended run's later (higher) returns would decide; scored on every seed, the new seeds would.
+    write_run(tmp_path, "rnn", 1e-3, 73, slope=1.0, updates=200)  # the pilot 1e-3 (score 0.98), extended to 200
+    write_run(tmp_path, "rnn", 3e-4, 73, slope=2.0)  # the pilot 3e-4: score 1.71, the better one
+    write_run(tmp_path, "rnn", 3e-4, 20, slope=-5.0)  # a later seed at 3e-4 with a poor curve
+    lrs, n = plot.lr_scores(plot.load_runs([str(tmp_path)]))[("gridworld", "rnn")]
+    assert n == 50 and len(lrs[1e-3]) == len(lrs[3e-4]) == 1
+    assert plot.best_lr(plot.load_runs([str(tmp_path)])) == {("gridworld", "rnn"): 3e-4}
 
 
 def test_no_runs_one_line_error(tmp_path, capsys):
