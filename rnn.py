@@ -409,8 +409,11 @@ def csv_line(row, columns):
     return ",".join(_fmt(row.get(c)) for c in columns) + "\n"
 
 
-def _fmt(v):
-    return "" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.6g}" if isinstance(v, float) else str(v)
+def _fmt(v, decimals=None):
+    """A number for the CSV ('' for none); the console rounds it to `decimals` first."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    return f"{v if decimals is None else round(v, decimals):.6g}" if isinstance(v, float) else str(v)
 
 
 def read_progress(path, last_update):
@@ -678,10 +681,10 @@ def main(args: Args):
         if update % args.log_every == 0 or update == num_updates or time.time() - last_print > 30:
             last_print = time.time()
             eta = (num_updates - update) * batch / max(row["sps"], 1) / 60
-            eps = " ".join(_fmt(row[f"return_ep{k + 1}"]) for k in range(K))
+            eps = " ".join(_fmt(row[f"return_ep{k + 1}"], 2) for k in range(K))
             print(f"{METHOD} {args.env} | update {update}/{num_updates} | frames {row['global_step']:,} | "
-                  f"sps {row['sps']:,} | eta {f'{eta / 60:.1f}h' if eta > 60 else f'{eta:.1f}m'} | return {_fmt(row['return'])} | per episode {eps} | "
-                  f"latent grad {row['latent_grad_norm']:.3g}", flush=True)
+                  f"sps {row['sps']:,} | eta {f'{eta / 60:.1f}h' if eta > 60 else f'{eta:.1f}m'} | "
+                  f"return {_fmt(row['return'], 2)} | per episode {eps} | latent grad {row['latent_grad_norm']:.3g}", flush=True)
         if update == num_updates or (args.save_every and update % args.save_every == 0) or INTERRUPTED:
             save(update)
         if INTERRUPTED and update < num_updates:
