@@ -144,6 +144,7 @@ def video(run_dir: str, path: str, max_steps: int = 0, size=(256, 192), stride: 
     MuJoCo envs: two tasks of the env's own distribution, e.g. Walker's physics). MuJoCo renders offscreen
     (MUJOCO_GL, default egl); Pillow writes the GIF. `max_steps` > 0 cuts the clip. Returns the frames."""
     os.environ.setdefault("MUJOCO_GL", "egl")  # before MuJoCo is first imported
+    import mujoco
     from PIL import Image, ImageDraw
 
     module, args = run_config(run_dir)
@@ -152,6 +153,13 @@ def video(run_dir: str, path: str, max_steps: int = 0, size=(256, 192), stride: 
         raise ValueError(f"--video renders the MuJoCo envs (cheetah-dir, cheetah-vel, ant-dir, walker), not {args.env}")
     vec, obs, info = envs.make_vec(args.env, 2, seed, render_mode="rgb_array", width=size[0], height=size[1])
     agent, _ = load_agent(run_dir, module, args, vec)
+    for env in vec.vec.envs:  # a plane collides as an infinite one: its size is only how far it is drawn, and a
+        m = env.sim.model      # fast cheetah outruns the 40 m of HalfCheetah's floor; its checks keep their size
+        for g in np.flatnonzero(m.geom_type == mujoco.mjtGeom.mjGEOM_PLANE):
+            grow, mat = 1000.0 / m.geom_size[g, 0], m.geom_matid[g]
+            m.geom_size[g, :2] *= grow
+            if mat >= 0 and not m.mat_texuniform[mat]:
+                m.mat_texrepeat[mat] *= grow
     if args.env in ("cheetah-dir", "ant-dir"):  # one task each way
         obs = np.stack([env.reset(seed=seed, options={"task": [d]})[0] for env, d in zip(vec.vec.envs, (1.0, -1.0))])
     tasks = np.stack([env.task for env in vec.vec.envs])
