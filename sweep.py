@@ -38,8 +38,8 @@ import io
 import itertools
 import json
 import os
-import shlex
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -107,7 +107,8 @@ def best_lr(out: str, env: str, method: str, lrs):
         curves[lr] = {}
         for name in sorted(os.listdir(out)) if os.path.isdir(out) else []:
             d = os.path.join(out, name)
-            if re.fullmatch(re.escape(prefix) + r"\d+", name) and os.path.exists(os.path.join(d, "summary.json")):
+            if re.fullmatch(re.escape(prefix) + r"\d+", name) and all(
+                    os.path.exists(os.path.join(d, f)) for f in ("summary.json", "progress.csv")):
                 with open(os.path.join(d, "progress.csv")) as fh:
                     curves[lr][name[len(prefix):]] = [float(r["return"]) for r in csv.DictReader(fh) if r["return"]]
         if not curves[lr]:
