@@ -41,6 +41,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -317,6 +318,9 @@ def main(argv=None):
     print(f"{len(runs)} runs: {len(runs) - len(todo)} done, {len(todo)} to go on {len(slots)} "
           f"{'GPU' if gpus else 'CPU'} worker(s){' (CUDA MPS)' if mps else ''}", flush=True)
     running = {}  # slot index -> (process, run, start time, log file)
+    # A shell starts `sweep.py &` with SIGINT ignored, and Python then never raises KeyboardInterrupt: restore it,
+    # so that `kill -INT` stops the sweep as Ctrl-C does (the runs install their own handler).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         loop(todo, running, results, slots, args, async_envs)
     except KeyboardInterrupt:  # Ctrl-C reached the runs too: each saves after its current update and exits

@@ -132,8 +132,9 @@ def test_ctrl_c_stops_the_sweep_and_the_runs_save(tmp_path):
     out = str(tmp_path / "sw")
     cmd = [sys.executable, "sweep.py", "--scripts", "rnn", "--envs", "gridworld", "--lrs", "1e-3,3e-4", "--seeds", "3",
            "--out", out, "--no-gpu", "--workers", "1", "--extra", "--total-timesteps 4000000 --log-every 1"]
+    # Its own process group, like a terminal's, and SIGINT ignored as a shell starts `sweep.py &`: it must still stop.
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)  # its own process group, like a terminal's
+                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     log = os.path.join(out, "gridworld__rnn__lr0.001__s3.log")
     deadline = time.time() + 120
     while time.time() < deadline and not (os.path.exists(log) and "update 2/" in open(log).read()):
