@@ -443,7 +443,11 @@ def main(args: Args):
     if args.precision == "bf16" and not bf16_matmuls(args.cuda):
         print(f"--precision bf16: this {'GPU' if args.cuda else 'CPU'} has no bf16 matrix units; running fp32", flush=True)
         args.precision = "fp32"
-    amp = lambda: torch.autocast(device.type, torch.bfloat16, enabled=args.precision == "bf16")  # noqa: E731
+    # Autocast keeps each weight's bf16 copy for as long as its outermost region lasts: one region spans the
+    # whole rollout (the weights are fixed there), none spans an optimizer step, and a CUDA graph records the
+    # casts themselves (a cached copy would go stale in the replayed graph).
+    amp = lambda: torch.autocast(device.type, torch.bfloat16, enabled=args.precision == "bf16",  # noqa: E731
+                                 cache_enabled=not args.cudagraphs)
     if args.run_dir is None:
         args.run_dir = os.path.join("runs", f"{args.env}__{METHOD}__{args.seed}__{int(time.time())}")
     os.makedirs(args.run_dir, exist_ok=True)
@@ -592,49 +596,49 @@ def main(args: Args):
         finished_meta, finished_eps, finished_success = [], [], []
 
         # ------------------------------------------------------------------ rollout
-        for t in range(T):
-            obs_buf[t], prev_action_buf[t] = carry["obs"], carry["prev_action"]
-            prev_reward_buf[t], new_task_buf[t] = carry["prev_reward"], carry["new_task"]
-            with amp():
+        with amp():  # the rollout: one autocast region (see amp)
+            for t in range(T):
+                obs_buf[t], prev_action_buf[t] = carry["obs"], carry["prev_action"]
+                prev_reward_buf[t], new_task_buf[t] = carry["prev_reward"], carry["new_task"]
                 action, logprob_buf[t], value_buf[t], h, _ = act(
                     obs_buf[t], prev_action_buf[t], prev_reward_buf[t], new_task_buf[t], h)
-            actions_buf[t], action = action, action.cpu()
-            # Unclipped, as in the reference: the reward's control cost sees the raw Gaussian sample, and MuJoCo
-            # clamps the motor command to its range itself.
-            env_action = action.numpy()
-            next_obs, reward, terminated, truncated, info = vec.step(env_action)
-            ended = terminated | truncated
-            r = torch.as_tensor(reward, dtype=torch.float32)
-            norm_r = scale_reward(r, torch.as_tensor(ended), carry["disc_return"], reward_rms, args.gamma)
-            a_in = action.float().view(N, act_dim) if agent.discrete else torch.as_tensor(env_action)
-            if truncated.any():  # a time limit is not an end: bootstrap from the last observation
-                idx = np.flatnonzero(truncated)
-                with torch.no_grad(), amp():
-                    fin = torch.as_tensor(info["final_obs"][idx], device=device)
-                    lf, _ = agent.encoder(fin[None], a_in[idx][None].to(device), r[idx][None].to(device),
-                                          torch.zeros(1, len(idx), device=device), h[idx])
-                    _, vf = agent.heads(lf[0], fin)
-                norm_r[idx] += args.gamma * vf.cpu()
-            reward_buf[t], ended_buf[t] = norm_r, torch.as_tensor(ended, dtype=torch.float32)
+                actions_buf[t], action = action, action.cpu()
+                # Unclipped, as in the reference: the reward's control cost sees the raw Gaussian sample, and MuJoCo
+                # clamps the motor command to its range itself.
+                env_action = action.numpy()
+                next_obs, reward, terminated, truncated, info = vec.step(env_action)
+                ended = terminated | truncated
+                r = torch.as_tensor(reward, dtype=torch.float32)
+                norm_r = scale_reward(r, torch.as_tensor(ended), carry["disc_return"], reward_rms, args.gamma)
+                a_in = action.float().view(N, act_dim) if agent.discrete else torch.as_tensor(env_action)
+                if truncated.any():  # a time limit is not an end: bootstrap from the last observation
+                    idx = np.flatnonzero(truncated)
+                    with torch.no_grad():
+                        fin = torch.as_tensor(info["final_obs"][idx], device=device)
+                        lf, _ = agent.encoder(fin[None], a_in[idx][None].to(device), r[idx][None].to(device),
+                                              torch.zeros(1, len(idx), device=device), h[idx])
+                        _, vf = agent.heads(lf[0], fin)
+                    norm_r[idx] += args.gamma * vf.cpu()
+                reward_buf[t], ended_buf[t] = norm_r, torch.as_tensor(ended, dtype=torch.float32)
 
-            # Next step's inputs: a new task starts with a zero hidden state and no previous action.
-            done_t = torch.as_tensor(ended, dtype=torch.float32)
-            carry["obs"] = torch.as_tensor(next_obs)
-            carry["prev_action"] = a_in * (1.0 - done_t).unsqueeze(1)
-            carry["prev_reward"] = r * (1.0 - done_t)
-            carry["new_task"] = done_t
+                # Next step's inputs: a new task starts with a zero hidden state and no previous action.
+                done_t = torch.as_tensor(ended, dtype=torch.float32)
+                carry["obs"] = torch.as_tensor(next_obs)
+                carry["prev_action"] = a_in * (1.0 - done_t).unsqueeze(1)
+                carry["prev_reward"] = r * (1.0 - done_t)
+                carry["new_task"] = done_t
 
-            # Bookkeeping of returns: per meta-episode and per inner episode (adaptation, ep1..epK).
-            carry["meta_return"] += reward
-            carry["ep_returns"][np.arange(N), np.minimum(carry["ep_index"], K - 1)] += reward
-            inner_end = ended | ((next_obs[:, -1] == 1) if K > 1 else ended)
-            carry["ep_index"] += inner_end
-            if "success" in info:  # ML10: Meta-World's flag, "solved at some step of this inner episode"
-                finished_success.extend(info["success"][inner_end])
-            for i in np.flatnonzero(ended):
-                finished_meta.append(carry["meta_return"][i])
-                finished_eps.append(carry["ep_returns"][i].copy())
-                carry["meta_return"][i], carry["ep_returns"][i], carry["ep_index"][i] = 0.0, 0.0, 0
+                # Bookkeeping of returns: per meta-episode and per inner episode (adaptation, ep1..epK).
+                carry["meta_return"] += reward
+                carry["ep_returns"][np.arange(N), np.minimum(carry["ep_index"], K - 1)] += reward
+                inner_end = ended | ((next_obs[:, -1] == 1) if K > 1 else ended)
+                carry["ep_index"] += inner_end
+                if "success" in info:  # ML10: Meta-World's flag, "solved at some step of this inner episode"
+                    finished_success.extend(info["success"][inner_end])
+                for i in np.flatnonzero(ended):
+                    finished_meta.append(carry["meta_return"][i])
+                    finished_eps.append(carry["ep_returns"][i].copy())
+                    carry["meta_return"][i], carry["ep_returns"][i], carry["ep_index"][i] = 0.0, 0.0, 0
         carry["h"] = h
 
         # ------------------------------------------------------------------ GAE across the meta-episode

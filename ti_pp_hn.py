@@ -301,9 +301,11 @@ class GeneratedLinear(nn.Module):
     Readable form (`weights`): W(z)[o, i] = sum_k M[i, k, o] z_k + M[i, K, o], i.e. a linear head of z
     per weight entry (M[:, K] is the heads' bias), b(z) = a linear head, and y = W(z) s + b(z).
     Fast form (`forward`): y is bilinear in (s, [z, 1]), so it is computed without ever building the
-    (batch, out, in) weight tensor, in whichever order has the smaller intermediate: (s outer [z, 1]) @ M
-    when in <= out, else ((s @ M) viewed as (batch, K+1, out)) contracted with [z, 1]. Both orders are
-    free views of the one parameter M; together several times faster than materialising W(z).
+    (batch, out, in) weight tensor, in one of two orders of the same multiply-adds: (s outer [z, 1]) @ M
+    when in < out, else ((s @ M) viewed as (batch, K+1, out)) contracted with [z, 1]. At in == out they
+    cost the same in fp32 (the first is kept), but under bf16 autocast the first one's elementwise outer
+    product runs without matrix units, and the second is 1.8x faster (results/precision/README.md).
+    M is stored as one 2-d matrix (in, (K+1) * out), so that autocast casts it once per region, not per use.
     """
 
     def __init__(self, in_dim, out_dim, latent_dim, base_init, hyper_init):
@@ -322,21 +324,26 @@ class GeneratedLinear(nn.Module):
             m[:, :latent_dim, :] = head.view(out_dim, in_dim, latent_dim).permute(1, 2, 0)
             nn.init.kaiming_uniform_(bias_head.weight, nonlinearity="tanh")
         nn.init.zeros_(bias_head.bias)  # heads that generate biases start at 0
-        self.m = nn.Parameter(m)
+        self.m = nn.Parameter(m.flatten(1))
         self.bias_head = bias_head
+
+    def heads(self):
+        """M[i, k, o]: the weight of z_k (k = K: the head's bias) in generated weight W[o, i]."""
+        return self.m.view(self.in_dim, self.latent_dim + 1, self.out_dim)
 
     def weights(self, z):
         """The generated parameters themselves: W(z) (B, out, in) and b(z) (B, out)."""
-        w = torch.einsum("iko,bk->boi", self.m[:, :-1], z) + self.m[:, -1].t()
+        m = self.heads()
+        w = torch.einsum("iko,bk->boi", m[:, :-1], z) + m[:, -1].t()
         return w, self.bias_head(z)
 
     def forward(self, s, z):
         z1 = torch.cat([z, torch.ones_like(z[:, :1])], 1)
-        if self.in_dim <= self.out_dim:
+        bf16 = torch.is_autocast_enabled(s.device.type)
+        if self.in_dim < self.out_dim or (self.in_dim == self.out_dim and not bf16):
             y = (s.unsqueeze(2) * z1.unsqueeze(1)).flatten(1) @ self.m.view(-1, self.out_dim)
         else:
-            y = torch.bmm(z1.unsqueeze(1), (s @ self.m.view(self.in_dim, -1)).view(-1, self.latent_dim + 1,
-                                                                                  self.out_dim)).squeeze(1)
+            y = torch.bmm(z1.unsqueeze(1), (s @ self.m).view(-1, self.latent_dim + 1, self.out_dim)).squeeze(1)
         return y + self.bias_head(z)
 
 
@@ -722,7 +729,11 @@ def main(args: Args):
     if args.precision == "bf16" and not bf16_matmuls(args.cuda):
         print(f"--precision bf16: this {'GPU' if args.cuda else 'CPU'} has no bf16 matrix units; running fp32", flush=True)
         args.precision = "fp32"
-    amp = lambda: torch.autocast(device.type, torch.bfloat16, enabled=args.precision == "bf16")  # noqa: E731
+    # Autocast keeps each weight's bf16 copy for as long as its outermost region lasts: one region spans the
+    # whole rollout (the weights are fixed there), none spans an optimizer step, and a CUDA graph records the
+    # casts themselves (a cached copy would go stale in the replayed graph).
+    amp = lambda: torch.autocast(device.type, torch.bfloat16, enabled=args.precision == "bf16",  # noqa: E731
+                                 cache_enabled=not args.cudagraphs)
     if args.run_dir is None:
         args.run_dir = os.path.join("runs", f"{args.env}__{METHOD}__{args.seed}__{int(time.time())}")
     os.makedirs(args.run_dir, exist_ok=True)
@@ -898,61 +909,61 @@ def main(args: Args):
         finished_meta, finished_eps, finished_success = [], [], []
 
         # ------------------------------------------------------------------ rollout
-        for t in range(T):
-            obs_buf[t], prev_action_buf[t] = carry["obs"], carry["prev_action"]
-            prev_reward_buf[t], new_task_buf[t], task_buf[t] = carry["prev_reward"], carry["new_task"], carry["task"]
-            with amp():
+        with amp():  # the rollout: one autocast region (see amp)
+            for t in range(T):
+                obs_buf[t], prev_action_buf[t] = carry["obs"], carry["prev_action"]
+                prev_reward_buf[t], new_task_buf[t], task_buf[t] = carry["prev_reward"], carry["new_task"], carry["task"]
                 action, logprob_buf[t], value_buf[t], h, latent_buf[t] = act(
                     obs_buf[t], prev_action_buf[t], prev_reward_buf[t], new_task_buf[t], h, task_buf[t] if pretraining else None)
-            actions_buf[t], action = action, action.cpu()
-            # Unclipped, as in the reference: the reward's control cost sees the raw Gaussian sample, and MuJoCo
-            # clamps the motor command to its range itself.
-            env_action = action.numpy()
-            next_obs, reward, terminated, truncated, info = vec.step(env_action)
-            ended = terminated | truncated
-            r = torch.as_tensor(reward, dtype=torch.float32)
-            norm_r = scale_reward(r, torch.as_tensor(ended), carry["disc_return"], reward_rms, args.gamma)
-            a_in = action.float().view(N, act_dim) if agent.discrete else torch.as_tensor(env_action)
-            if truncated.any():  # a time limit is not an end: bootstrap from the last observation
-                idx = np.flatnonzero(truncated)
-                with torch.no_grad(), amp():
-                    fin = torch.as_tensor(info["final_obs"][idx], device=device)
-                    lf, _ = agent.encoder(fin[None], a_in[idx][None].to(device), r[idx][None].to(device),
-                                          torch.zeros(1, len(idx), device=device), h[idx])
-                    _, vf = agent.heads(lf[0], fin, task_buf[t][idx] if pretraining else None)
-                norm_r[idx] += args.gamma * vf.cpu()
-            reward_buf[t], ended_buf[t] = norm_r, torch.as_tensor(ended, dtype=torch.float32)
+                actions_buf[t], action = action, action.cpu()
+                # Unclipped, as in the reference: the reward's control cost sees the raw Gaussian sample, and MuJoCo
+                # clamps the motor command to its range itself.
+                env_action = action.numpy()
+                next_obs, reward, terminated, truncated, info = vec.step(env_action)
+                ended = terminated | truncated
+                r = torch.as_tensor(reward, dtype=torch.float32)
+                norm_r = scale_reward(r, torch.as_tensor(ended), carry["disc_return"], reward_rms, args.gamma)
+                a_in = action.float().view(N, act_dim) if agent.discrete else torch.as_tensor(env_action)
+                if truncated.any():  # a time limit is not an end: bootstrap from the last observation
+                    idx = np.flatnonzero(truncated)
+                    with torch.no_grad():
+                        fin = torch.as_tensor(info["final_obs"][idx], device=device)
+                        lf, _ = agent.encoder(fin[None], a_in[idx][None].to(device), r[idx][None].to(device),
+                                              torch.zeros(1, len(idx), device=device), h[idx])
+                        _, vf = agent.heads(lf[0], fin, task_buf[t][idx] if pretraining else None)
+                    norm_r[idx] += args.gamma * vf.cpu()
+                reward_buf[t], ended_buf[t] = norm_r, torch.as_tensor(ended, dtype=torch.float32)
 
-            # The VAE's data: the meta-episode so far; a finished one goes to the buffer whole.
-            stage, i_n = carry["stage"], np.arange(N)
-            stage["obs"][i_n, stage["t"]], stage["actions"][i_n, stage["t"]] = carry["obs"].numpy(), a_in.numpy()
-            stage["rewards"][i_n, stage["t"]], stage["cells"][i_n, stage["t"]] = reward, info.get("cell", 0)
-            stage["t"] += 1
-            for i in np.flatnonzero(ended):
-                stage["obs"][i, stage["t"][i]] = info["final_obs"][i]
-                buffer.add(stage["obs"][i], stage["actions"][i], stage["rewards"][i], stage["cells"][i], stage["t"][i],
-                           task_buf[t, i].cpu().numpy())
-                stage["t"][i] = 0
+                # The VAE's data: the meta-episode so far; a finished one goes to the buffer whole.
+                stage, i_n = carry["stage"], np.arange(N)
+                stage["obs"][i_n, stage["t"]], stage["actions"][i_n, stage["t"]] = carry["obs"].numpy(), a_in.numpy()
+                stage["rewards"][i_n, stage["t"]], stage["cells"][i_n, stage["t"]] = reward, info.get("cell", 0)
+                stage["t"] += 1
+                for i in np.flatnonzero(ended):
+                    stage["obs"][i, stage["t"][i]] = info["final_obs"][i]
+                    buffer.add(stage["obs"][i], stage["actions"][i], stage["rewards"][i], stage["cells"][i], stage["t"][i],
+                               task_buf[t, i].cpu().numpy())
+                    stage["t"][i] = 0
 
-            # Next step's inputs: a new task starts with a zero hidden state and no previous action.
-            done_t = torch.as_tensor(ended, dtype=torch.float32)
-            carry["obs"] = torch.as_tensor(next_obs)
-            carry["prev_action"] = a_in * (1.0 - done_t).unsqueeze(1)
-            carry["prev_reward"] = r * (1.0 - done_t)
-            carry["new_task"] = done_t
-            carry["task"] = torch.as_tensor(info["task"], dtype=torch.float32)  # (a new one if ended)
+                # Next step's inputs: a new task starts with a zero hidden state and no previous action.
+                done_t = torch.as_tensor(ended, dtype=torch.float32)
+                carry["obs"] = torch.as_tensor(next_obs)
+                carry["prev_action"] = a_in * (1.0 - done_t).unsqueeze(1)
+                carry["prev_reward"] = r * (1.0 - done_t)
+                carry["new_task"] = done_t
+                carry["task"] = torch.as_tensor(info["task"], dtype=torch.float32)  # (a new one if ended)
 
-            # Bookkeeping of returns: per meta-episode and per inner episode (adaptation, ep1..epK).
-            carry["meta_return"] += reward
-            carry["ep_returns"][np.arange(N), np.minimum(carry["ep_index"], K - 1)] += reward
-            inner_end = ended | ((next_obs[:, -1] == 1) if K > 1 else ended)
-            carry["ep_index"] += inner_end
-            if "success" in info:  # ML10: Meta-World's flag, "solved at some step of this inner episode"
-                finished_success.extend(info["success"][inner_end])
-            for i in np.flatnonzero(ended):
-                finished_meta.append(carry["meta_return"][i])
-                finished_eps.append(carry["ep_returns"][i].copy())
-                carry["meta_return"][i], carry["ep_returns"][i], carry["ep_index"][i] = 0.0, 0.0, 0
+                # Bookkeeping of returns: per meta-episode and per inner episode (adaptation, ep1..epK).
+                carry["meta_return"] += reward
+                carry["ep_returns"][np.arange(N), np.minimum(carry["ep_index"], K - 1)] += reward
+                inner_end = ended | ((next_obs[:, -1] == 1) if K > 1 else ended)
+                carry["ep_index"] += inner_end
+                if "success" in info:  # ML10: Meta-World's flag, "solved at some step of this inner episode"
+                    finished_success.extend(info["success"][inner_end])
+                for i in np.flatnonzero(ended):
+                    finished_meta.append(carry["meta_return"][i])
+                    finished_eps.append(carry["ep_returns"][i].copy())
+                    carry["meta_return"][i], carry["ep_returns"][i], carry["ep_index"][i] = 0.0, 0.0, 0
         carry["h"] = h
 
         # ------------------------------------------------------------------ GAE across the meta-episode

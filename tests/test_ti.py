@@ -81,8 +81,9 @@ def test_hard_reset_after_pre_training_only_without_pp(mod, argv, reset, tmp_pat
         for k in policy:
             assert not torch.equal(start[k], trained[k]), k
         if "actor.out.m" in start:  # Bias-HyperInit again: every head's weights on z are zero
-            for k in (k for k in policy if k.endswith(".m")):
-                assert not start[k][:, :-1].any(), k
+            for k in (k for k in policy if k.endswith(".m")):  # M[i, k, o], stored as (in, (K+1) * out)
+                out_dim = start[k[:-1] + "bias_head.bias"].numel()
+                assert not start[k].view(start[k].shape[0], -1, out_dim)[:, :-1].any(), k
     else:
         for k in policy:
             assert torch.equal(start[k], trained[k]), k
