@@ -77,7 +77,7 @@ def smooth(y, frac=0.1):
 # One look per method, families apart: the recurrent family in blues, VariBAD in greens, task inference in
 # oranges, reds and purples; within a family the line style tells the members apart.
 STYLE = {"rnn": ("#6baed6", "--"), "rnn_s": ("#2171b5", "-."), "rnn_hn": ("#08306b", "-"),
-         "rnn_hn-kaiming": ("#9ecae1", ":"), "vi": ("#74c476", "--"), "vi_hn": ("#00441b", "-"),
+         "rnn_hn-kaiming": ("#9ecae1", ":"), "rnn_hn-bf16": ("#e7298a", "--"), "vi": ("#74c476", "--"), "vi_hn": ("#00441b", "-"),
          "ti_naive": ("#fdae6b", ":"), "ti": ("#f16913", "--"), "ti_pp": ("#cb181d", "-."), "ti_hn": ("#9e9ac8", "--"),
          "ti_pp_hn": ("#67000d", "-"), "bi_pp_hn": ("#54278f", "-.")}
 
@@ -93,12 +93,14 @@ VARIANTS = {("vi_hn", "hn", False): "vi", ("ti_pp_hn", "hn", False): "ti_pp", ("
 
 
 def label(cfg, folder):
-    """The method's name in plots and tables: the script's, or its variant's; `-kaiming` for that ablation."""
+    """The method's name in plots and tables: the script's, or its variant's; `-kaiming` for that ablation,
+    `-bf16` for a run in bf16 (so that it is never averaged with fp32 seeds)."""
     method = cfg.get("method") or os.path.basename(folder).split("__")[1]
     for (script, flag, value), name in VARIANTS.items():
         if method == script and cfg.get(flag) == value:
             method = name
-    return method + ("-kaiming" if cfg.get("hyper_init") == "kaiming" else "")
+    return method + ("-kaiming" if cfg.get("hyper_init") == "kaiming" else "") + \
+        ("-bf16" if cfg.get("precision") == "bf16" else "")
 
 
 def load_runs(paths, finished=False):

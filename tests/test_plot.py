@@ -152,6 +152,8 @@ def test_variant_labels():
     assert plot.label({"method": "vi_hn", "hn": True}, "x") == "vi_hn"
     assert plot.label({"method": "rnn_hn", "hyper_init": "kaiming"}, "x") == "rnn_hn-kaiming"
     assert plot.label({"method": "ti_pp_hn", "target": "weights"}, "x") == "bi_pp_hn"
+    assert plot.label({"method": "rnn_hn", "precision": "bf16"}, "x") == "rnn_hn-bf16"  # never pooled with fp32
+    assert plot.label({"method": "rnn_hn", "precision": "fp32"}, "x") == "rnn_hn"
     assert plot.label({}, "runs/gridworld__rnn_s__3__17") == "rnn_s"  # configs older than the "method" key
 
 
