@@ -2,12 +2,16 @@
 # Cheetah-Dir RNN+HN at lr 1e-3: the first two updates in fp32 and in bf16 for 8 seeds (results/precision/README.md),
 # then, for seed 3, bf16 in the rollout only and in the update only (copies of rnn_hn.py with one autocast region
 # turned off). Run from the repository root: bash results/precision/first_updates/run.sh; then summary.py.
+# `run.sh 3e-4`: the 8 seeds at another rate, in first_updates/lr3e-4/ (summary.py lr3e-4).
 set -e
+LR=${1:-1e-3}
 OUT=results/precision/first_updates
+[ "$LR" = 1e-3 ] || OUT=$OUT/lr$LR
 for s in 1 2 3 4 5 6 20 73; do for p in fp32 bf16; do
-  python rnn_hn.py --env cheetah-dir --lr 1e-3 --seed $s --precision $p --total-timesteps 12800 --log-every 1000 \
+  python rnn_hn.py --env cheetah-dir --lr $LR --seed $s --precision $p --total-timesteps 12800 --log-every 1000 \
     --run-dir $OUT/${p}_s$s > /dev/null
 done; done
+[ "$LR" = 1e-3 ] || exit 0
 tmp=$(mktemp -d); cp envs.py $tmp/
 region=$(grep -n "with amp():  # the rollout" rnn_hn.py | cut -d: -f1)
 update=$(grep -n "^        with amp():$" rnn_hn.py | head -1 | cut -d: -f1)
