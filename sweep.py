@@ -9,8 +9,9 @@
 
 Each run lives in `<out>/<env>__<script>[-<tag>]__lr<lr>__s<seed>/`. A run with summary.json is done and
 skipped, unless the sweep asks for more frames (a larger `--total-timesteps` in --extra): then it is extended
-from its final checkpoint; one with checkpoint.pt is resumed (`--resume`); a crashing run is reported and
-the others go on.
+from its final checkpoint, or, where that checkpoint is gone (checkpoints are not committed), run again from
+update 0 into the longer run (on a CPU the same seed repeats its updates exactly); one with checkpoint.pt is
+resumed (`--resume`); a crashing run is reported and the others go on.
 A folder that already holds a run made with other settings (another --extra) stops the sweep before it
 starts anything: its results would be reused or continued under the wrong name.
 With GPUs, runs go round-robin to them with the fast path (CUDA_VISIBLE_DEVICES, `--cuda --cudagraphs`), 8
@@ -152,13 +153,14 @@ def grid(args):
 
 def status(run):
     """new, resume (started, unfinished), extend (finished with fewer updates than asked: resumed with the
-    larger --total-timesteps; the lr is constant on MuJoCo, so the longer run is the run it would have been)
-    or done."""
+    larger --total-timesteps; the lr is constant on MuJoCo, so the longer run is the run it would have been),
+    rerun (as extend, but its checkpoint is gone: started again from update 0) or done."""
     summary = os.path.join(run["dir"], "summary.json")
     if os.path.exists(summary):
         with open(summary) as fh:
-            done = json.load(fh).get("updates", 0) >= run["updates"]
-        return "done" if done or not os.path.exists(os.path.join(run["dir"], "checkpoint.pt")) else "extend"
+            if json.load(fh).get("updates", 0) >= run["updates"]:
+                return "done"
+        return "extend" if os.path.exists(os.path.join(run["dir"], "checkpoint.pt")) else "rerun"
     # A run stopped before its first checkpoint has config.json only: --resume starts it over.
     return "resume" if os.path.exists(os.path.join(run["dir"], "config.json")) else "new"
 
@@ -260,6 +262,11 @@ def loop(todo, running, results, slots, args, async_envs):
         for i, slot in enumerate(slots):
             if i not in running and todo:
                 run = todo.pop(0)
+                state = status(run)
+                if state == "rerun":  # the script starts only in a folder without a run (git keeps the old files)
+                    for name in ("config.json", "progress.csv", "summary.json", "eval.json"):
+                        if os.path.exists(os.path.join(run["dir"], name)):
+                            os.remove(os.path.join(run["dir"], name))
                 os.makedirs(run["dir"], exist_ok=True)
                 env = dict(os.environ)
                 if slot is not None:
@@ -268,7 +275,7 @@ def loop(todo, running, results, slots, args, async_envs):
                 log = open(run["dir"] + ".log", "a")
                 log.write(f"$ {' '.join(shlex.quote(c) for c in cmd)}\n")
                 log.flush()
-                print(f"start  {run['dir']} ({status(run)}){' on GPU ' + slot if slot else ''}", flush=True)
+                print(f"start  {run['dir']} ({state}){' on GPU ' + slot if slot else ''}", flush=True)
                 running[i] = (subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=HERE),
                               run, time.time(), log)
         time.sleep(0.5)
