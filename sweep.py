@@ -10,7 +10,8 @@
 Each run lives in `<out>/<env>__<script>[-<tag>]__lr<lr>__s<seed>/`. A run with summary.json is done and
 skipped, unless the sweep asks for more frames (a larger `--total-timesteps` in --extra): then it is extended
 from its final checkpoint, or, where that checkpoint is gone (checkpoints are not committed), run again from
-update 0 into the longer run (on a CPU the same seed repeats its updates exactly); one with checkpoint.pt is
+update 0 into the longer run (the same seed repeats its updates exactly on the same CPU model; on another,
+rounding makes it another draw); one with checkpoint.pt is
 resumed (`--resume`); a crashing run is reported and the others go on.
 A folder that already holds a run made with other settings (another --extra) stops the sweep before it
 starts anything: its results would be reused or continued under the wrong name.
