@@ -9,10 +9,10 @@
 
 Each run lives in `<out>/<env>__<script>[-<tag>]__lr<lr>__s<seed>/`. A run with summary.json is done and
 skipped, unless the sweep asks for more frames (a larger `--total-timesteps` in --extra): then it is extended
-from its final checkpoint, or, where that checkpoint is gone (checkpoints are not committed), run again from
-update 0 into the longer run (the same seed repeats its updates exactly on the same CPU model; on another,
-rounding makes it another draw); one with checkpoint.pt is
-resumed (`--resume`); a crashing run is reported and the others go on.
+from its final checkpoint; where that checkpoint is gone (checkpoints are not committed) it cannot be, and the
+sweep says so and leaves it as it is (running it again from update 0 would overwrite the record `--lrs best`
+reads, and on another CPU model would not repeat its updates); one with checkpoint.pt is resumed
+(`--resume`); a crashing run is reported and the others go on.
 A folder that already holds a run made with other settings (another --extra) stops the sweep before it
 starts anything: its results would be reused or continued under the wrong name.
 With GPUs, runs go round-robin to them with the fast path (CUDA_VISIBLE_DEVICES, `--cuda --cudagraphs`), 8
@@ -155,13 +155,13 @@ def grid(args):
 def status(run):
     """new, resume (started, unfinished), extend (finished with fewer updates than asked: resumed with the
     larger --total-timesteps; the lr is constant on MuJoCo, so the longer run is the run it would have been),
-    rerun (as extend, but its checkpoint is gone: started again from update 0) or done."""
+    stuck (as extend, but its checkpoint is gone, so it cannot be) or done."""
     summary = os.path.join(run["dir"], "summary.json")
     if os.path.exists(summary):
         with open(summary) as fh:
             if json.load(fh).get("updates", 0) >= run["updates"]:
                 return "done"
-        return "extend" if os.path.exists(os.path.join(run["dir"], "checkpoint.pt")) else "rerun"
+        return "extend" if os.path.exists(os.path.join(run["dir"], "checkpoint.pt")) else "stuck"
     # A run stopped before its first checkpoint has config.json only: --resume starts it over.
     return "resume" if os.path.exists(os.path.join(run["dir"], "config.json")) else "new"
 
@@ -263,11 +263,6 @@ def loop(todo, running, results, slots, args, async_envs):
         for i, slot in enumerate(slots):
             if i not in running and todo:
                 run = todo.pop(0)
-                state = status(run)
-                if state == "rerun":  # the script starts only in a folder without a run (git keeps the old files)
-                    for name in ("config.json", "progress.csv", "summary.json", "eval.json"):
-                        if os.path.exists(os.path.join(run["dir"], name)):
-                            os.remove(os.path.join(run["dir"], name))
                 os.makedirs(run["dir"], exist_ok=True)
                 env = dict(os.environ)
                 if slot is not None:
@@ -276,7 +271,7 @@ def loop(todo, running, results, slots, args, async_envs):
                 log = open(run["dir"] + ".log", "a")
                 log.write(f"$ {' '.join(shlex.quote(c) for c in cmd)}\n")
                 log.flush()
-                print(f"start  {run['dir']} ({state}){' on GPU ' + slot if slot else ''}", flush=True)
+                print(f"start  {run['dir']} ({status(run)}){' on GPU ' + slot if slot else ''}", flush=True)
                 running[i] = (subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=HERE),
                               run, time.time(), log)
         time.sleep(0.5)
@@ -314,7 +309,7 @@ def main(argv=None):
     gpus = gpu_ids(args)
     mps = bool(gpus) and not args.per_gpu and bool(shutil.which("nvidia-cuda-mps-control"))
     slots, async_envs = placement(args, gpus, mps)
-    todo = [r for r in runs if status(r) != "done"]
+    todo = [r for r in runs if status(r) not in ("done", "stuck")]
     if args.dry_run:
         for i, run in enumerate(todo):
             slot = slots[i % len(slots)]
@@ -323,7 +318,10 @@ def main(argv=None):
         return 0
     started_mps = mps and start_mps()
     results = {r["dir"]: ("done (skipped)", 0.0) for r in runs if status(r) == "done"}
-    print(f"{len(runs)} runs: {len(runs) - len(todo)} done, {len(todo)} to go on {len(slots)} "
+    stuck = [r["dir"] for r in runs if status(r) == "stuck"]
+    results |= {d: ("FAILED: not extended, its checkpoint.pt is gone", 0.0) for d in stuck}
+    print(f"{len(runs)} runs: {len(runs) - len(todo) - len(stuck)} done, {len(stuck)} not extendable, {len(todo)} to go "
+          f"on {len(slots)} "
           f"{'GPU' if gpus else 'CPU'} worker(s){' (CUDA MPS)' if mps else ''}", flush=True)
     running = {}  # slot index -> (process, run, start time, log file)
     # A shell starts `sweep.py &` with SIGINT ignored, and Python then never raises KeyboardInterrupt: restore it,

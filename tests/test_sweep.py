@@ -126,23 +126,10 @@ def test_a_finished_run_asked_for_more_frames_is_extended_into_the_longer_run(tm
              for r in csv.DictReader(open(os.path.join(d, "gridworld__rnn__lr0.001__s20", "progress.csv")))]
             for d in (out, str(tmp_path / "long"))]
     assert len(rows[0]) == 2 and rows[0] == rows[1]
-
-
-def test_a_finished_run_without_its_checkpoint_is_rerun_from_update_0_into_the_longer_run(tmp_path):
-    # checkpoints are not committed: a pilot from a clean clone has none, and must not count as done
-    import csv
-
-    base = ["--scripts", "rnn", "--envs", "gridworld", "--lrs", "1e-3", "--seeds", "20", "--no-gpu", "--workers", "1"]
-    out, long = str(tmp_path / "sw"), str(tmp_path / "long")
-    assert sweep(*base, "--out", out, "--extra", "--total-timesteps 960").returncode == 0
+    # checkpoints are not committed: a finished run without one cannot be extended and must not pass as done
     os.remove(os.path.join(out, "gridworld__rnn__lr0.001__s20", "checkpoint.pt"))
-    p = sweep(*base, "--out", out, "--extra", "--total-timesteps 1920")
-    assert "(rerun)" in p.stdout and "| gridworld__rnn__lr0.001__s20 | done |" in p.stdout, p.stdout + p.stderr
-    assert sweep(*base, "--out", long, "--extra", "--total-timesteps 1920").returncode == 0
-    rows = [[{k: v for k, v in r.items() if k not in ("sps", "time")}
-             for r in csv.DictReader(open(os.path.join(d, "gridworld__rnn__lr0.001__s20", "progress.csv")))]
-            for d in (out, long)]
-    assert len(rows[0]) == 2 and rows[0] == rows[1]
+    p = sweep(*base, "--out", out, "--extra", "--total-timesteps 2880")
+    assert p.returncode != 0 and "not extended, its checkpoint.pt is gone" in p.stdout, p.stdout + p.stderr
 
 
 def test_ctrl_c_stops_the_sweep_and_the_runs_save(tmp_path):
