@@ -5,7 +5,7 @@
     python sweep.py ... --extra "--hyper-init kaiming" --tag kaiming    # an ablation, its own folders
     python sweep.py ... --slurm sweep.sbatch                            # write a Slurm job array instead
     python sweep.py ... --lrs best:1e-3,3e-4,1e-4 --seeds 73,20,3 \
-        --extra "--total-timesteps 1e7"                                 # each method at its pilots' best lr
+        --pilots results/pilots --extra "--total-timesteps 1e7"         # each method at its pilots' best lr
 
 Each run lives in `<out>/<env>__<script>[-<tag>]__lr<lr>__s<seed>/`. A run with summary.json is done and
 skipped, unless the sweep asks for more frames (a larger `--total-timesteps` in --extra): then it is extended
@@ -22,7 +22,8 @@ subprocesses when the cores allow 4 per run. Without GPUs, one run per CPU core 
 `--dry-run` prints where each run would go. A summary table is printed at the end.
 Runs start seed by seed (every method's seed 73, then seed 20, ...), so partial results compare every method.
 
-`--lrs best:A,B,C` applies the paper's rule to pilots already in --out: per env and method, the candidate
+`--lrs best:A,B,C` applies the paper's rule to pilots already in --pilots (default --out; a folder of their
+own keeps the pilots that made the pick apart from the long runs): per env and method, the candidate
 lr with the highest mean training return over the whole curve, averaged over seeds. Only seeds finished at
 every candidate count, and every curve is cut to the updates all of them have, so that extending the
 winner or adding seeds at it never changes the pick. An env and method whose pilots are not all finished
@@ -58,7 +59,8 @@ def parse_args(argv=None):
     p.add_argument("--scripts", default="rnn,rnn_s,rnn_hn", help="comma-separated method scripts")
     p.add_argument("--envs", default="gridworld", help="comma-separated env names")
     p.add_argument("--lrs", default="1e-3,3e-4", help="comma-separated learning rates, or best:A,B,... (each env "
-                   "and method at the best of these by its finished pilots in --out)")
+                   "and method at the best of these by its finished pilots in --pilots)")
+    p.add_argument("--pilots", default=None, help="folder of the pilots that --lrs best reads (default: --out)")
     p.add_argument("--seeds", default="73,20,3", help="comma-separated seeds")
     p.add_argument("--out", default="results/sweep", help="folder of the run folders")
     p.add_argument("--extra", default="", help="extra flags for every run, e.g. '--hyper-init kaiming'")
@@ -99,6 +101,11 @@ def parse_args(argv=None):
         p.error(f"--lrs takes numbers (or best:numbers) and --seeds integers, comma-separated ({e})")
     if args.best and args.slurm:
         p.error("--lrs best picks from finished pilots; write the Slurm script with the picked --lrs instead")
+    if args.pilots is not None and not args.best:
+        p.error("--pilots goes with --lrs best:A,B,...")
+    if args.pilots is not None and not os.path.isdir(args.pilots):
+        p.error(f"--pilots {args.pilots} is not a folder")
+    args.pilots = args.out if args.pilots is None else args.pilots
     return args
 
 
@@ -128,7 +135,7 @@ def grid(args):
     tag = "-" + args.tag if args.tag else ""  # (the method in folder names)
     lrs = {(env, script): args.lrs for env in args.envs for script in args.scripts}
     for env, script in list(lrs) if args.best else []:
-        lr, score = best_lr(args.out, env, script + tag, args.lrs)
+        lr, score = best_lr(args.pilots, env, script + tag, args.lrs)
         if lr is None:
             print(f"--lrs best: {env} {script + tag} left out: {score}")
             del lrs[(env, script)]

@@ -173,6 +173,16 @@ def test_lrs_best_picks_by_the_pilots_whole_curves_and_ignores_what_came_after(t
     assert [l.split("--resume ")[-1].split("--run-dir ")[-1].split()[0] for l in lines[2:]] == [
         str(out / f"gridworld__rnn__lr0.0003__s{seed}") for seed in (73, 20, 3)]  # seed by seed
     assert sweep(*common[:-2], "--slurm", str(tmp_path / "x.sbatch")).returncode == 2  # picks need finished pilots
+    # Pilots in a folder of their own: the pick is theirs, the runs go to --out and start from update 0
+    long = tmp_path / "long"
+    p = sweep(*[str(long) if a == str(out) else a for a in common], "--pilots", str(out))
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines()[0] == lines[0]
+    assert [l.split("--run-dir ")[1].split()[0] for l in p.stdout.strip().splitlines()[2:]] == [
+        str(long / f"gridworld__rnn__lr0.0003__s{seed}") for seed in (73, 20, 3)]
+    for bad in (["--pilots", str(tmp_path / "nowhere")], ["--lrs", "1e-3", "--pilots", str(out)]):
+        p = sweep(*common, *bad)
+        assert p.returncode == 2 and "--pilots" in p.stderr and "Traceback" not in p.stderr
     # Without best: every lr, seed by seed (every method's seed 73 first)
     p = sweep("--scripts", "rnn,rnn_s", "--envs", "gridworld", "--lrs", "1e-3", "--seeds", "73,20", "--out",
               str(tmp_path / "o"), "--no-gpu", "--dry-run")

@@ -1,6 +1,6 @@
 """fp32 against bf16 on one seed: their training curves over the frames both have, side by side.
 
-    python results/precision/compare.py results/mujoco/cheetah-dir__rnn_hn__lr0.001__s73 \
+    python results/precision/compare.py results/mujoco/pilots/cheetah-dir__rnn_hn__lr0.001__s73 \
         results/precision/cheetah-dir__rnn_hn-bf16__lr0.001__s73
 
 Prints, for each run, the mean training return over the whole common curve (the paper's sample-efficiency
