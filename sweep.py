@@ -337,10 +337,12 @@ def main(argv=None):
     try:
         loop(todo, running, results, slots, args, async_envs)
     except KeyboardInterrupt:  # Ctrl-C reached the runs too: each saves after its current update and exits
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C is the runs' business (quit unsaved), not ours
         for proc, run, _, log in running.values():
             proc.wait()
             log.close()
-        print(f"interrupted: {len(running)} run(s) saved; the same command resumes the sweep", flush=True)
+        print(f"interrupted: {len(running)} run(s) stopped, each saved unless Ctrl-C came twice; the same command "
+              f"resumes the sweep", flush=True)
         return 130
     if started_mps:
         subprocess.run([shutil.which("nvidia-cuda-mps-control")], input=b"quit", capture_output=True)

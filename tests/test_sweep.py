@@ -10,6 +10,8 @@ import sys
 import time
 import types
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -132,7 +134,8 @@ def test_a_finished_run_asked_for_more_frames_is_extended_into_the_longer_run(tm
     assert p.returncode != 0 and "not extended, its checkpoint.pt is gone" in p.stdout, p.stdout + p.stderr
 
 
-def test_ctrl_c_stops_the_sweep_and_the_runs_save(tmp_path):
+@pytest.mark.parametrize("presses", [1, 2])
+def test_ctrl_c_stops_the_sweep_and_the_runs_save(tmp_path, presses):
     out = str(tmp_path / "sw")
     cmd = [sys.executable, "sweep.py", "--scripts", "rnn", "--envs", "gridworld", "--lrs", "1e-3,3e-4", "--seeds", "3",
            "--out", out, "--no-gpu", "--workers", "1", "--extra", "--total-timesteps 4000000 --log-every 1"]
@@ -143,9 +146,14 @@ def test_ctrl_c_stops_the_sweep_and_the_runs_save(tmp_path):
     deadline = time.time() + 120
     while time.time() < deadline and not (os.path.exists(log) and "update 2/" in open(log).read()):
         time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    for _ in range(presses):  # what Ctrl-C in a terminal does; pressed twice, the run quits without saving
+        os.killpg(proc.pid, signal.SIGINT)
+        time.sleep(0.05)
     stdout, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 130 and "interrupted: 1 run(s) saved" in stdout and "Traceback" not in stderr, stdout + stderr
+    assert proc.returncode == 130 and "interrupted: 1 run(s) stopped" in stdout and "Traceback" not in stderr, stdout + stderr
+    assert not os.path.exists(os.path.join(out, "gridworld__rnn__lr0.0003__s3"))  # the next run never started
+    if presses == 2:
+        return
     assert os.path.exists(os.path.join(out, "gridworld__rnn__lr0.001__s3", "checkpoint.pt"))
     assert not os.path.exists(os.path.join(out, "gridworld__rnn__lr0.0003__s3"))  # the next run never started
 
