@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import multiprocessing
-import signal
 import time
 from dataclasses import dataclass
 
@@ -654,9 +652,10 @@ class GymVec:
     """Gymnasium's vector env in same-step autoreset mode, with the interface of GridWorldVec:
     `info["final_obs"]` is a dense float array (rows of finished meta-episodes are meaningful)."""
 
-    def __init__(self, name: str, num_envs: int, **env_kwargs):
+    def __init__(self, name: str, num_envs: int, asynchronous: bool, **env_kwargs):
         fns = [functools.partial(make_env, name, **env_kwargs) for _ in range(num_envs)]
-        self.vec = gym.vector.SyncVectorEnv(fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+        cls = gym.vector.AsyncVectorEnv if asynchronous else gym.vector.SyncVectorEnv
+        self.vec = cls(fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
         self.num_envs = num_envs
         self.single_observation_space = self.vec.single_observation_space
         self.single_action_space = self.vec.single_action_space
@@ -687,94 +686,18 @@ class GymVec:
         self.vec.close()
 
 
-def _process_worker(pipe, name, num_envs, env_kwargs):
-    """One subprocess of ProcessVec: a GymVec of `num_envs` envs, stepped in turn, driven over `pipe`."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the training process's: it saves, then closes us
-    vec = GymVec(name, num_envs, **env_kwargs)
-    while True:
-        command, data = pipe.recv()
-        if command == "close":
-            break
-        try:
-            pipe.send((True, getattr(vec, command)(*data)))
-        except Exception as e:  # sent to the training process, which raises it
-            pipe.send((False, f"{type(e).__name__}: {e}"))
-    vec.close()
-
-
-class ProcessVec:
-    """GymVec's interface with the envs in subprocesses, `per_process` envs in each (stepped in turn there).
-    At these sizes the cost is the pipe round trip to each process, not the MuJoCo step, so fewer processes
-    with two envs each beat one per env (`python envs.py --bench`). The same numbers as GymVec: env i
-    still gets seed + i and steps alone."""
-
-    def __init__(self, name: str, num_envs: int, per_process: int = 2, **env_kwargs):
-        self.sizes = [min(per_process, num_envs - i) for i in range(0, num_envs, per_process)]
-        self.offsets = [int(o) for o in np.cumsum([0] + self.sizes[:-1])]
-        ctx = multiprocessing.get_context("fork")  # as gymnasium's: the children never touch CUDA
-        self.pipes, self.procs = [], []
-        for n in self.sizes:
-            parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_process_worker, args=(child, name, n, env_kwargs), daemon=True)
-            proc.start()
-            child.close()
-            self.pipes.append(parent)
-            self.procs.append(proc)
-        self.num_envs = num_envs
-        probe = make_env(name, **env_kwargs)
-        self.single_observation_space, self.single_action_space = probe.observation_space, probe.action_space
-        probe.close()
-
-    def _call(self, command, per_worker_args):
-        for pipe, data in zip(self.pipes, per_worker_args):
-            pipe.send((command, data))
-        results = [pipe.recv() for pipe in self.pipes]
-        for ok, out in results:
-            if not ok:
-                raise RuntimeError(f"an env subprocess failed: {out}")
-        return [out for _, out in results]
-
-    def _cat(self, parts):
-        """The workers' (obs, ..., info) joined along the env axis; info keeps the arrays all of them have."""
-        *arrays, infos = zip(*parts)
-        keys = [k for k in infos[0] if all(isinstance(i.get(k), np.ndarray) for i in infos)]
-        return *(np.concatenate(a) for a in arrays), {k: np.concatenate([i[k] for i in infos]) for k in keys}
-
-    def reset(self, seed=None, options=None):
-        return self._cat(self._call("reset", [(None if seed is None else seed + o, options) for o in self.offsets]))
-
-    def step(self, actions):
-        return self._cat(self._call("step", [(a,) for a in np.split(np.asarray(actions), self.offsets[1:])]))
-
-    def get_state(self):
-        parts = self._call("get_state", [()] * len(self.pipes))
-        return None if any(p is None for p in parts) else [s for p in parts for s in p]
-
-    def set_state(self, states):
-        self._call("set_state", [(states[o:o + n],) for o, n in zip(self.offsets, self.sizes)])
-
-    def close(self):
-        for pipe in self.pipes:
-            try:
-                pipe.send(("close", None))
-            except OSError:  # that process has already gone
-                pass
-        for proc in self.procs:
-            proc.join(timeout=5)
-
-
 def make_vec(name: str, num_envs: int, seed: int, asynchronous: bool = False, **env_kwargs):
     """N parallel copies of env `name` with same-step autoreset, reset with `seed` (env i: seed + i).
 
-    Returns (vec_env, first_obs, info). The non-grid envs step in this process unless `asynchronous`
-    (ProcessVec): on 2 cores subprocesses were 2-3x slower (IPC costs more than a MuJoCo step), from 4 cores
-    on faster (`python envs.py --bench`). `env_kwargs` go to every env (rendering, for evaluate.py)."""
+    Returns (vec_env, first_obs, info). The non-grid envs step in this process unless `asynchronous`: on 2
+    cores gymnasium's subprocess vector env was 2-3x slower (IPC costs more than a MuJoCo step), from 4
+    cores on faster (`python envs.py --bench`). `env_kwargs` go to every env (rendering, for evaluate.py)."""
     spec = get_spec(name)
     if spec.env_id.startswith("GridWorld"):
         vec = GridWorldVec(num_envs, name.replace("gridworld", "").lstrip("-") or "plain")
         obs, info = vec.reset(seed=seed)
         return vec, obs, info
-    vec = ProcessVec(name, num_envs, **env_kwargs) if asynchronous else GymVec(name, num_envs, **env_kwargs)
+    vec = GymVec(name, num_envs, bool(asynchronous), **env_kwargs)
     obs, info = vec.reset(seed=seed)
     return vec, obs, info
 
@@ -782,22 +705,18 @@ def make_vec(name: str, num_envs: int, seed: int, asynchronous: bool = False, **
 # ---------------------------------------------------------------------------------------------------
 # Benchmark: python envs.py --bench
 # ---------------------------------------------------------------------------------------------------
-def _bench(names, num_envs: int, seconds: float, per_process):
+def _bench(names, num_envs: int, seconds: float):
     rng = np.random.default_rng(0)
     for name in names:
         rows = []
-        modes = [None] if name.startswith("gridworld") else ["single", "sync", *per_process]
+        modes = [None] if name.startswith("gridworld") else ["single", False, True]
         for mode in modes:
             if mode == "single":
                 env, n = make_env(name), 1
                 env.reset(seed=0)
                 step = lambda a, env=env: env.step(a[0])  # noqa: E731
             else:
-                if mode is None:
-                    env, _, _ = make_vec(name, num_envs, 0)
-                else:
-                    env = GymVec(name, num_envs) if mode == "sync" else ProcessVec(name, num_envs, per_process=mode)
-                    env.reset(seed=0)
+                env, _, _ = make_vec(name, num_envs, 0, asynchronous=mode)
                 n, step = num_envs, env.step
             space = env.action_space if mode == "single" else env.single_action_space
             if isinstance(space, gym.spaces.Discrete):
@@ -812,8 +731,8 @@ def _bench(names, num_envs: int, seconds: float, per_process):
                         env.reset()
                 steps += 256 * n
             sps = steps / (time.perf_counter() - start)
-            label = ({None: f"numpy vec x{n}", "single": "single env", "sync": f"sync vec x{n}"}[mode]
-                     if mode in (None, "single", "sync") else f"{-(-n // mode)} subprocesses x{mode}")
+            label = {None: f"numpy vec x{n}", "single": "single env", False: f"sync vec x{n}",
+                     True: f"async vec x{n}"}[mode]
             rows.append(f"{label}: {sps:,.0f} steps/s")
             env.close()
         print(f"{name:16s} " + " | ".join(rows), flush=True)
@@ -825,7 +744,6 @@ if __name__ == "__main__":
     parser.add_argument("--envs", default=",".join(ENVS), help="comma-separated env names to benchmark")
     parser.add_argument("--num-envs", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
-    parser.add_argument("--per-process", default="1,2,4", help="envs per subprocess to measure (comma-separated)")
     args = parser.parse_args()
     names = args.envs.split(",")
     for n in names:
@@ -834,6 +752,6 @@ if __name__ == "__main__":
         except ValueError as e:
             parser.error(str(e))
     if args.bench:
-        _bench(names, args.num_envs, args.seconds, [int(k) for k in args.per_process.split(",")])
+        _bench(names, args.num_envs, args.seconds)
     else:
         parser.print_help()

@@ -4,7 +4,6 @@
     python results/gpu/bench.py --scripts rnn_hn --envs gridworld,walker --modes eager,graphs
     python results/gpu/bench.py --parallel 8                      # 8 Grid-World runs on one GPU vs 8 CPU runs
     python results/gpu/bench.py --env-cores 2,4,8,16              # Walker's envs: in-process vs subprocesses
-    python results/gpu/bench.py --scripts rnn_hn --envs walker --modes graphs+async --per-process 1,2,4
 
 Each measurement trains a fresh run for `--updates` updates and reports env frames per second over the
 updates after the first (the first records the CUDA graphs), with the time split into the env steps, the
@@ -33,7 +32,7 @@ MODES = {"eager": ["--cuda"], "graphs": ["--cuda", "--cudagraphs", "--async-envs
          "cpu": ["--threads", "1"]}
 
 
-def one(script, env, mode, updates, run_dir, per_process=0):
+def one(script, env, mode, updates, run_dir):
     """Train in this process with timers around the env step, the rollout step and the PPO minibatch."""
     sys.path.insert(0, ROOT)
     import torch
@@ -41,16 +40,11 @@ def one(script, env, mode, updates, run_dir, per_process=0):
     import envs
 
     mod = importlib.import_module(script)
-    if per_process:  # --per-process: the envs in each subprocess of --async-envs
-        envs.ProcessVec.__init__.__defaults__ = (per_process,)
     spent, marks = collections.defaultdict(float), []
     sync = torch.cuda.synchronize if "--cuda" in MODES[mode] else (lambda: None)
-    here = os.getpid()
 
     def timed(name, fn):
         def wrapper(*a, **k):
-            if os.getpid() != here:  # in an env subprocess (its GymVec): no timing, and no CUDA there
-                return fn(*a, **k)
             sync()
             t = time.perf_counter()
             out = fn(*a, **k)
@@ -59,7 +53,7 @@ def one(script, env, mode, updates, run_dir, per_process=0):
             return out
         return wrapper
 
-    for cls in (envs.GridWorldVec, envs.GymVec, envs.ProcessVec):
+    for cls in (envs.GridWorldVec, envs.GymVec):
         cls.step = timed("env", cls.step)
     if "--cudagraphs" not in MODES[mode]:  # (a graph cannot be recorded around a synchronisation)
         mod.Agent.act = timed("act", mod.Agent.act)
@@ -84,10 +78,9 @@ def one(script, env, mode, updates, run_dir, per_process=0):
     return {"sps": (len(marks) - 1) * batch / wall, "ms_per_update": 1000 * wall / (len(marks) - 1), **split}
 
 
-def measure(script, env, mode, updates, extra_env=None, taskset=None, per_process=0):
+def measure(script, env, mode, updates, extra_env=None, taskset=None):
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, __file__, "--one", script, env, mode, str(updates), os.path.join(tmp, "run"),
-               str(per_process)]
+        cmd = [sys.executable, __file__, "--one", script, env, mode, str(updates), os.path.join(tmp, "run")]
         if taskset:
             cmd = ["taskset", "-c", taskset] + cmd
         return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -115,34 +108,30 @@ def main():
     p.add_argument("--parallel", type=int, default=0, help="also: this many Grid-World rnn_hn runs at once, GPU vs CPU")
     p.add_argument("--parallel-modes", default="graphs,cpu", help="where the --parallel runs go")
     p.add_argument("--env-cores", default="", help="also: Walker env steps/s in-process vs subprocesses on these core counts")
-    p.add_argument("--per-process", default="0", help="envs per subprocess with --async-envs, comma-separated "
-                   "to compare (0: envs.ProcessVec's default)")
-    p.add_argument("--one", nargs=6, help=argparse.SUPPRESS)
+    p.add_argument("--one", nargs=5, help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.one:
-        script, env, mode, updates, run_dir, per_process = a.one
-        print(json.dumps(one(script, env, mode, int(updates), run_dir, int(per_process))), flush=True)
+        script, env, mode, updates, run_dir = a.one
+        print(json.dumps(one(script, env, mode, int(updates), run_dir)), flush=True)
         return
     import torch
 
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     print(f"{gpu}; {cpu}, {os.cpu_count()} cores; torch {torch.__version__}\n", flush=True)
-    per_process = [int(k) for k in a.per_process.split(",")]
     if a.scripts:
         print("| script | env | mode | env frames/s | ms per update | env | rollout step | PPO minibatches |\n"
               "|---|---|---|---|---|---|---|---|", flush=True)
     for script in filter(None, a.scripts.split(",")):
         for env in a.envs.split(","):
-            for mode, k in [(m, k) for m in a.modes.split(",") for k in
-                            (per_process if "async" in m and not env.startswith("gridworld") else [0])]:
+            for mode in a.modes.split(","):
                 updates = a.updates or (30 if env.startswith("gridworld") else 6)
-                proc, tmp = measure(script, env, mode, updates, per_process=k)
-                r, label = result(proc), f"{mode}{f' ({k} envs per process)' if k else ''}"
+                proc, tmp = measure(script, env, mode, updates)
+                r = result(proc)
                 if "error" in r:
-                    print(f"| {script} | {env} | {label} | error: {r['error'][:150]} | | | | |", flush=True)
+                    print(f"| {script} | {env} | {mode} | error: {r['error'][:150]} | | | | |", flush=True)
                     continue
-                print(f"| {script} | {env} | {label} | {r['sps']:,.0f} | {r['ms_per_update']:.0f} | {pct(r['env'])} | "
+                print(f"| {script} | {env} | {mode} | {r['sps']:,.0f} | {r['ms_per_update']:.0f} | {pct(r['env'])} | "
                       f"{pct(r['act'])} | {pct(r['ppo'])} |", flush=True)
     if a.parallel:
         print(f"\n{a.parallel} rnn_hn Grid-World runs at once:\n\n| where | env frames/s each | total |\n|---|---|---|")
@@ -159,8 +148,7 @@ def main():
         print("\nWalker, 16 envs, env steps/s (`python envs.py --bench` on the first N cores):\n")
         for n in a.env_cores.split(","):
             out = subprocess.run(["taskset", "-c", f"0-{int(n) - 1}", sys.executable, "envs.py", "--bench",
-                                  "--envs", "walker", "--seconds", "2", "--per-process",
-                                  ",".join(str(k) for k in per_process if k) or "2"], cwd=ROOT, capture_output=True, text=True)
+                                  "--envs", "walker", "--seconds", "2"], cwd=ROOT, capture_output=True, text=True)
             print(f"- {n} cores: {(out.stdout.strip() or out.stderr.strip()).splitlines()[-1]}", flush=True)
 
 
