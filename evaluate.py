@@ -215,6 +215,9 @@ def replay(run_dir: str, updates: int = 3, tolerance: float = 1e-3, script_dir: 
         fields = {f.name for f in dataclasses.fields(importlib.import_module(cfg["method"]).Args)}
     except (OSError, ValueError, KeyError, ImportError) as e:
         raise ValueError(f"{run_dir}: config.json or progress.csv is missing or unreadable ({type(e).__name__})") from None
+    if cfg.get("precision") == "bf16" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        # The script would run it in fp32 here (its one-line fallback): other numbers, not a changed script.
+        return "cannot replay here: a --precision bf16 run, and this CPU has no bf16 matrix units (AVX512-BF16 or AMX)"
     flags = []
     for key, value in cfg.items():
         if key in fields and value is not None and key not in ("run_dir", "resume", "stop_after", "cuda", "cudagraphs"):
@@ -289,15 +292,17 @@ def main(argv=None):
         runs = [r for r in runs if os.path.exists(os.path.join(r, "progress.csv"))]
         if not runs:
             parser.error(f"no run (config.json and progress.csv) under {' '.join(args.paths)}")
-        stale = 0
+        stale = unchecked = 0
         for run in runs:
             try:
                 verdict = replay(run, args.replay_updates, args.tolerance)
             except ValueError as e:
                 sys.exit(f"evaluate.py: {e}")
-            stale += not verdict.startswith("match")
+            unchecked += verdict.startswith("cannot replay here")
+            stale += not verdict.startswith(("match", "cannot replay here"))
             print(f"{run}: {verdict}", flush=True)
-        print(f"{len(runs) - stale} of {len(runs)} runs match their first {args.replay_updates} updates")
+        print(f"{len(runs) - stale - unchecked} of {len(runs)} runs match their first {args.replay_updates} updates"
+              + (f"; {unchecked} cannot be replayed on this machine" if unchecked else ""))
         return 1 if stale else 0
     runs = sorted({os.path.dirname(c) for p in args.paths for q in glob.glob(p) or [p]
                    for c in glob.glob(os.path.join(q, "**", "checkpoint.pt"), recursive=True)})

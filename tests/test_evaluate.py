@@ -97,6 +97,20 @@ def test_replay_matches_and_catches_a_changed_setting_or_network_line(tmp_path, 
     assert count == "0 of 1 runs match their first 2 updates"
 
 
+def test_replay_of_a_bf16_run_on_a_cpu_without_bf16_units_is_unchecked_not_stale(tmp_path, capsys, monkeypatch):
+    # Such a CPU runs --precision bf16 in fp32, so its numbers differ without the script having changed.
+    run_dir = tmp_path / "run"
+    rnn.main(rnn.parse_args(["--total-timesteps", "1920", "--threads", "1", "--run-dir", str(run_dir)]))
+    cfg = json.loads((run_dir / "config.json").read_text())
+    (run_dir / "config.json").write_text(json.dumps(cfg | {"precision": "bf16"}))
+    monkeypatch.setattr(evaluate.torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    capsys.readouterr()
+    assert evaluate.main([str(tmp_path), "--replay", "--replay-updates", "2"]) == 0
+    verdict, count = capsys.readouterr().out.splitlines()
+    assert verdict.startswith(f"{run_dir}: cannot replay here: a --precision bf16 run"), verdict
+    assert count == "0 of 1 runs match their first 2 updates; 1 cannot be replayed on this machine"
+
+
 @pytest.mark.parametrize("env", ["gridworld", "cheetah-dir"])
 @pytest.mark.parametrize("method", ["rnn", "rnn_hn", "vi_hn", "ti_pp_hn"])
 def test_greedy_play_takes_the_most_likely_action(method, env, monkeypatch):
