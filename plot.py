@@ -4,6 +4,7 @@
     python plot.py runs/gridworld__rnn_hn__73__* --out figs
     python plot.py results/gridworld --finished      # leave out runs still in progress
     python plot.py results/gridworld --methods rnn,rnn_s,rnn_hn --prefix fig9_   # some methods, own files
+    python plot.py results/mujoco results/mujoco/pilots --frames 2.5e6 --prefix at2.5e6_   # 1e7 runs cut there
 
 Reads run folders (those with progress.csv and config.json), groups the finished ones (summary.json)
 by env and method (`rnn_hn-kaiming` for the Kaiming ablation) and learning rate, counting each seed
@@ -103,7 +104,7 @@ def label(cfg, folder):
         ("-bf16" if cfg.get("precision") == "bf16" else "")
 
 
-def load_runs(paths, finished=False):
+def load_runs(paths, finished=False, frames=None):
     runs = []
     folders = set()
     for p in paths:
@@ -111,7 +112,8 @@ def load_runs(paths, finished=False):
             folders.update(os.path.dirname(f) for f in glob.glob(os.path.join(q, "**", "progress.csv"), recursive=True))
     for folder in sorted(folders):
         cfg_path = os.path.join(folder, "config.json")
-        if not os.path.exists(cfg_path) or (finished and not os.path.exists(os.path.join(folder, "summary.json"))):
+        done = os.path.exists(os.path.join(folder, "summary.json"))
+        if not os.path.exists(cfg_path):
             continue
         with open(cfg_path) as fh:
             cfg = json.load(fh)
@@ -124,13 +126,17 @@ def load_runs(paths, finished=False):
                     broken += 1
         if broken:
             print(f"warning: {os.path.join(folder, 'progress.csv')}: skipped {broken} unreadable row(s)", file=sys.stderr)
-        if not rows:
+        if frames:  # the run as it stood at `frames` (without lr annealing, a longer run's prefix is the shorter run)
+            cut = [r for r in rows if r["global_step"] <= frames]
+            went_past = len(cut) < len(rows)
+            rows, done = cut, done or went_past
+        if not rows or (finished and not done):
             continue
         method = label(cfg, folder)
         col = lambda k: np.array([r.get(k, np.nan) for r in rows])  # noqa: E731
         eps = sorted((k for k in rows[0] if k.startswith("return_ep")), key=lambda k: int(k[9:]))
         greedy, greedy_parts = None, {}
-        if os.path.exists(os.path.join(folder, "eval.json")):
+        if os.path.exists(os.path.join(folder, "eval.json")) and not (frames and went_past):  # not the final policy
             with open(os.path.join(folder, "eval.json")) as fh:
                 ev = json.load(fh)
             greedy = ev["return"]  # and its parts: per direction (Cheetah-Dir, Ant-Dir), per inner episode
@@ -140,7 +146,7 @@ def load_runs(paths, finished=False):
         runs.append({"folder": folder, "env": cfg["env"], "method": method, "lr": cfg["lr"], "seed": cfg["seed"],
                      "folder_name": parts[1] if len(parts) == 4 else method,
                      "greedy": greedy, "greedy_parts": greedy_parts,
-                     "done": os.path.exists(os.path.join(folder, "summary.json")),
+                     "done": done,
                      "step": col("global_step"), "return": col("return"), "grad": col("latent_grad_norm"),
                      "hours": col("time")[-1] / 3600,  # training seconds, summed over resumed sessions
                      "eps": np.stack([col(k) for k in eps]) if eps else None})
@@ -210,8 +216,12 @@ def main(argv=None):
     parser.add_argument("--methods", default=None, help="comma-separated methods to draw (names as in the table, "
                                                         "e.g. rnn,rnn_s,rnn_hn,rnn_hn-kaiming,vi,ti_naive); default: all")
     parser.add_argument("--prefix", default="", help="prefix of the output file names, e.g. fig9_")
+    parser.add_argument("--frames", type=float, default=None, help="cut every run at this many frames (longer runs "
+                        "count as finished there, without their final policy's greedy eval), e.g. 2.5e6")
     args = parser.parse_args(argv)
-    runs = load_runs(args.paths, args.finished)
+    if args.frames is not None and args.frames <= 0:
+        parser.error("--frames must be > 0")
+    runs = load_runs(args.paths, args.finished, args.frames)
     if args.methods:
         # A method may be named as in the tables (ti_pp) or as in its folders (ti_pp_hn-pp): the same runs.
         aliases = {r["folder_name"]: r["method"] for r in runs if r["folder_name"] != r["method"]}

@@ -195,3 +195,18 @@ def test_efficiency_gradient_and_hours_table(tmp_path):
     # the first 10% (2 of 20 updates) has norm 1, the last 10% norm 3; hours 1 and 2 -> 1.5 per seed, 3 in all
     assert "| gridworld | rnn | 0.001 | 2 | 10.00 [9.50, 10.50] | 1.00 [1.00, 1.00] | 3.00 [3.00, 3.00] | 1.50 |" in table
     assert "Training time of the 2 finished runs above: 3.0 core-hours" in table
+
+
+def test_frames_cuts_a_longer_run_to_the_shorter_one(tmp_path):
+    # A 50-update run cut at 20 updates' frames is a finished 20-update run of the same seed, without the
+    # greedy eval of its final policy; an unfinished run that got past the cut counts as finished there.
+    write_run(tmp_path / "short", "rnn", 1e-3, 73, slope=1.0, updates=20)
+    write_run(tmp_path / "long", "rnn", 1e-3, 73, slope=1.0, updates=50)
+    write_run(tmp_path / "live", "rnn", 1e-3, 20, slope=1.0, updates=30, done=False)
+    (tmp_path / "long" / "gridworld__rnn__bias__lr0.001__s73" / "eval.json").write_text(json.dumps({"return": 9.0}))
+    short, = plot.load_runs([str(tmp_path / "short")])
+    long, = plot.load_runs([str(tmp_path / "long")], frames=20 * 960)
+    assert np.array_equal(long["return"], short["return"]) and np.array_equal(long["step"], short["step"])
+    assert long["greedy"] is None and plot.load_runs([str(tmp_path / "long")])[0]["greedy"] == 9.0
+    assert [r["seed"] for r in plot.load_runs([str(tmp_path / "live")], finished=True, frames=20 * 960)] == [20]
+    assert plot.load_runs([str(tmp_path / "live")], finished=True, frames=40 * 960) == []
