@@ -12,7 +12,9 @@ skipped, unless the sweep asks for more frames (a larger `--total-timesteps` in 
 from its final checkpoint; where that checkpoint is gone (checkpoints are not committed) it cannot be, and the
 sweep says so and leaves it as it is (running it again from update 0 would overwrite the record `--lrs best`
 reads, and on another CPU model would not repeat its updates); one with checkpoint.pt is resumed
-(`--resume`); a crashing run is reported and the others go on.
+(`--resume`); a crashing run is reported and the others go on. `--evaluate` plays the greedy evaluation of
+`evaluate.py` (eval.json) on each run as soon as it finishes, in the same slot, and on finished runs that lack
+it: the checkpoint it needs is not committed, so a run left unevaluated until its checkpoint is lost stays so.
 A folder that already holds a run made with other settings (another --extra) stops the sweep before it
 starts anything: its results would be reused or continued under the wrong name.
 With GPUs, runs go round-robin to them with the fast path (CUDA_VISIBLE_DEVICES, `--cuda --cudagraphs`), 8
@@ -70,6 +72,7 @@ def parse_args(argv=None):
     p.add_argument("--gpus", default=None, help="GPU ids to use, comma-separated (default: every GPU torch sees)")
     p.add_argument("--no-gpu", action="store_true", help="ignore GPUs")
     p.add_argument("--dry-run", action="store_true", help="print where each run would go and its command; start nothing")
+    p.add_argument("--evaluate", action="store_true", help="evaluate.py (greedy return, eval.json) on each run as it finishes")
     p.add_argument("--slurm", default=None, help="write a Slurm job-array script here instead of running")
     p.add_argument("--index", type=int, default=None, help="run only this grid entry (used by the Slurm array)")
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -264,40 +267,64 @@ cd {shlex.quote(HERE)}
     print(f"wrote {args.slurm}: {len(runs)} array tasks; submit with: sbatch {args.slurm}")
 
 
+def evaluation(run):
+    return [sys.executable, os.path.join(HERE, "evaluate.py"), run["dir"]]
+
+
+def needs_eval(run, args) -> bool:
+    """--evaluate and the run is finished, with its checkpoint, but without eval.json."""
+    return args.evaluate and status(run) == "done" and not os.path.exists(os.path.join(run["dir"], "eval.json")) \
+        and os.path.exists(os.path.join(run["dir"], "checkpoint.pt"))
+
+
 def loop(todo, running, results, slots, args, async_envs):
-    """Start runs on free slots and collect finished ones until none is left."""
+    """Start runs on free slots and collect finished ones until none is left. A finished run that needs its
+    evaluation gets it next, in the same slot (running[i]'s last item says which of the two is running)."""
+    def start(i, slot, run, cmd, what, since):
+        env = dict(os.environ)
+        if slot is not None:
+            env["CUDA_VISIBLE_DEVICES"] = slot
+        log = open(run["dir"] + ".log", "a")
+        log.write(f"$ {' '.join(shlex.quote(c) for c in cmd)}\n")
+        log.flush()
+        print(f"start  {run['dir']} ({what}){' on GPU ' + slot if slot else ''}", flush=True)
+        running[i] = (subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=HERE), run, since,
+                      log, what == "evaluate")
+
     while todo or running:
         for i, slot in enumerate(slots):
             if i not in running and todo:
                 run = todo.pop(0)
                 os.makedirs(run["dir"], exist_ok=True)
-                env = dict(os.environ)
-                if slot is not None:
-                    env["CUDA_VISIBLE_DEVICES"] = slot
-                cmd = command(run, args, slot is not None, async_envs)
-                log = open(run["dir"] + ".log", "a")
-                log.write(f"$ {' '.join(shlex.quote(c) for c in cmd)}\n")
-                log.flush()
-                print(f"start  {run['dir']} ({status(run)}){' on GPU ' + slot if slot else ''}", flush=True)
-                running[i] = (subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=HERE),
-                              run, time.time(), log)
+                if status(run) == "done":  # finished before, evaluated now
+                    start(i, slot, run, evaluation(run), "evaluate", time.time())
+                else:
+                    start(i, slot, run, command(run, args, slot is not None, async_envs), status(run), time.time())
         time.sleep(0.5)
         for i in list(running):
-            proc, run, start, log = running[i]
+            proc, run, since, log, evaluating = running[i]
             if proc.poll() is None:
                 continue
             log.close()
             del running[i]
-            minutes = (time.time() - start) / 60
-            if proc.returncode == 130:  # Ctrl-C: it saved
+            minutes = (time.time() - since) / 60
+            if evaluating and proc.returncode in (130, -signal.SIGINT):  # Ctrl-C: a later --evaluate sweep does it
+                results[run["dir"]] = ("done, evaluation interrupted", minutes)
+            elif proc.returncode == 130:  # Ctrl-C: it saved
                 results[run["dir"]] = ("interrupted (saved)", minutes)
             elif proc.returncode != 0:
                 tail = open(run["dir"] + ".log").read().strip().splitlines()[-1:]
-                results[run["dir"]] = (f"FAILED (exit {proc.returncode}): {tail[0] if tail else ''}", minutes)
+                what = "evaluation FAILED" if evaluating else "FAILED"
+                results[run["dir"]] = (f"{what} (exit {proc.returncode}): {tail[0] if tail else ''}", minutes)
                 if not os.listdir(run["dir"]):  # refused at its flags: no empty folder for a later sweep to reuse
                     os.rmdir(run["dir"])
+            elif evaluating:
+                results[run["dir"]] = ("done, evaluated", minutes)
             else:
                 results[run["dir"]] = ("done" if status(run) == "done" else "stopped early", minutes)
+                if needs_eval(run, args):
+                    start(i, slots[i], run, evaluation(run), "evaluate", since)
+                    continue
             print(f"finish {run['dir']}: {results[run['dir']][0]}", flush=True)
 
 
@@ -316,15 +343,16 @@ def main(argv=None):
     gpus = gpu_ids(args)
     mps = bool(gpus) and not args.per_gpu and bool(shutil.which("nvidia-cuda-mps-control"))
     slots, async_envs = placement(args, gpus, mps)
-    todo = [r for r in runs if status(r) not in ("done", "stuck")]
+    todo = [r for r in runs if status(r) not in ("done", "stuck") or needs_eval(r, args)]
     if args.dry_run:
         for i, run in enumerate(todo):
             slot = slots[i % len(slots)]
             where = f"GPU {slot}" if slot is not None else "CPU"
-            print(f"{where}: {' '.join(shlex.quote(c) for c in command(run, args, slot is not None, async_envs))}")
+            cmd = evaluation(run) if status(run) == "done" else command(run, args, slot is not None, async_envs)
+            print(f"{where}: {' '.join(shlex.quote(c) for c in cmd)}")
         return 0
     started_mps = mps and start_mps()
-    results = {r["dir"]: ("done (skipped)", 0.0) for r in runs if status(r) == "done"}
+    results = {r["dir"]: ("done (skipped)", 0.0) for r in runs if status(r) == "done" and r not in todo}
     stuck = [r["dir"] for r in runs if status(r) == "stuck"]
     results |= {d: ("FAILED: not extended, its checkpoint.pt is gone", 0.0) for d in stuck}
     print(f"{len(runs)} runs: {len(runs) - len(todo) - len(stuck)} done, {len(stuck)} not extendable, {len(todo)} to go "
@@ -338,7 +366,7 @@ def main(argv=None):
         loop(todo, running, results, slots, args, async_envs)
     except KeyboardInterrupt:  # Ctrl-C reached the runs too: each saves after its current update and exits
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C is the runs' business (quit unsaved), not ours
-        for proc, run, _, log in running.values():
+        for proc, run, _, log, _ in running.values():
             proc.wait()
             log.close()
         print(f"interrupted: {len(running)} run(s) stopped, each saved unless Ctrl-C came twice; the same command "
@@ -350,7 +378,7 @@ def main(argv=None):
     failed = 0
     for run in runs:
         state, minutes = results[run["dir"]]
-        failed += state.startswith("FAILED")
+        failed += "FAILED" in state
         summary = {}
         if os.path.exists(os.path.join(run["dir"], "summary.json")):
             with open(os.path.join(run["dir"], "summary.json")) as fh:

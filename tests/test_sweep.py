@@ -120,9 +120,15 @@ def test_a_finished_run_asked_for_more_frames_is_extended_into_the_longer_run(tm
     base = ["--scripts", "rnn", "--envs", "gridworld", "--lrs", "1e-3", "--seeds", "20", "--no-gpu", "--workers", "1"]
     out = str(tmp_path / "sw")
     assert sweep(*base, "--out", out, "--extra", "--total-timesteps 960").returncode == 0
-    p = sweep(*base, "--out", out, "--extra", "--total-timesteps 1920")
-    assert "(extend)" in p.stdout and "| gridworld__rnn__lr0.001__s20 | done |" in p.stdout, p.stdout + p.stderr
-    assert "done (skipped)" in sweep(*base, "--out", out, "--extra", "--total-timesteps 1920").stdout
+    # --evaluate: the greedy evaluation follows in the same slot, of the final policy
+    p = sweep(*base, "--out", out, "--extra", "--total-timesteps 1920", "--evaluate")
+    assert "(extend)" in p.stdout and "| gridworld__rnn__lr0.001__s20 | done, evaluated |" in p.stdout, p.stdout + p.stderr
+    run = os.path.join(out, "gridworld__rnn__lr0.001__s20")
+    assert json.load(open(os.path.join(run, "eval.json")))["train_update"] == 2
+    assert "done (skipped)" in sweep(*base, "--out", out, "--extra", "--total-timesteps 1920", "--evaluate").stdout
+    os.remove(os.path.join(run, "eval.json"))  # a finished run without its evaluation gets it, and nothing else
+    p = sweep(*base, "--out", out, "--extra", "--total-timesteps 1920", "--evaluate", "--dry-run")
+    assert p.stdout.strip() == f"CPU: {sys.executable} {os.path.join(ROOT, 'evaluate.py')} {run}", p.stdout
     assert sweep(*base, "--out", str(tmp_path / "long"), "--extra", "--total-timesteps 1920").returncode == 0
     rows = [[{k: v for k, v in r.items() if k not in ("sps", "time")}
              for r in csv.DictReader(open(os.path.join(d, "gridworld__rnn__lr0.001__s20", "progress.csv")))]
