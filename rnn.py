@@ -519,6 +519,9 @@ def main(args: Args):
         if [int(r["update"]) for r in rows] != list(range(1, start_update + 1)):
             print(f"warning: {progress_csv} lacks some of updates 1-{start_update} (written by an older version?)")
         print(f"resuming {args.run_dir} at update {start_update}/{num_updates}", flush=True)
+        for done_file in ("summary.json", "eval.json"):  # extended: unfinished again, they told of the shorter run
+            if os.path.exists(os.path.join(args.run_dir, done_file)):
+                os.remove(os.path.join(args.run_dir, done_file))
     atomic_write(progress_csv, lambda fh: fh.write("".join([",".join(columns) + "\n"] +
                                                            [csv_line(r, columns) for r in rows]).encode()))
     session_start = elapsed

@@ -411,6 +411,17 @@ def test_resuming_a_finished_run_leaves_it_alone(finished_run, capsys):
     assert {f: (finished_run / f).read_bytes() for f in before} == before
 
 
+def test_extending_a_finished_run_makes_it_unfinished_until_it_ends(tmp_path):
+    # A run extended with a larger --total-timesteps and stopped half-way must not pass as finished (plot.py,
+    # sweep.py read summary.json), nor keep the shorter run's greedy evaluation.
+    run("rnn", "--total-timesteps", "960", tmp_path=tmp_path)
+    folder = tmp_path / "run"
+    (folder / "eval.json").write_text('{"train_update": 1}')
+    assert resume(folder, "--total-timesteps", "2880", "--stop-after", "1") is None
+    assert not (folder / "summary.json").exists() and not (folder / "eval.json").exists()
+    assert resume(folder)["updates"] == 3 and json.loads((folder / "summary.json").read_text())["updates"] == 3
+
+
 def test_run_dir_onto_an_existing_run_is_refused(finished_run, capsys):
     before = (finished_run / "progress.csv").read_text()
     code, err = stops_with(lambda: importlib.import_module("rnn").parse_args(["--run-dir", str(finished_run)]), capsys)
