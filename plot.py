@@ -126,6 +126,7 @@ def load_runs(paths, finished=False, frames=None):
                     broken += 1
         if broken:
             print(f"warning: {os.path.join(folder, 'progress.csv')}: skipped {broken} unreadable row(s)", file=sys.stderr)
+        length = rows[-1]["global_step"] if rows else 0.0  # before any cut: which of a seed's runs counts
         if frames:  # the run as it stood at `frames` (without lr annealing, a longer run's prefix is the shorter run)
             cut = [r for r in rows if r["global_step"] <= frames]
             went_past = len(cut) < len(rows)
@@ -146,7 +147,7 @@ def load_runs(paths, finished=False, frames=None):
         runs.append({"folder": folder, "env": cfg["env"], "method": method, "lr": cfg["lr"], "seed": cfg["seed"],
                      "folder_name": parts[1] if len(parts) == 4 else method,
                      "greedy": greedy, "greedy_parts": greedy_parts,
-                     "done": done,
+                     "done": done, "length": length,
                      "step": col("global_step"), "return": col("return"), "grad": col("latent_grad_norm"),
                      "hours": col("time")[-1] / 3600,  # training seconds, summed over resumed sessions
                      "eps": np.stack([col(k) for k in eps]) if eps else None})
@@ -155,14 +156,18 @@ def load_runs(paths, finished=False, frames=None):
 
 def group_runs(runs):
     """Finished runs as {(env, method, lr): [one run per seed]}, and {(env, method, lr): [seeds seen twice]}.
-    A CI over seeds must count each seed once: a seed's later runs (in folder order) are left out."""
+    A CI over seeds must count each seed once: its longest run counts (a pilot's extension, not the pilot),
+    the first in folder order of equally long ones."""
     groups, duplicates = defaultdict(list), defaultdict(list)
     for r in runs:
         key = (r["env"], r["method"], r["lr"])
         if not r["done"]:
             continue
-        if any(o["seed"] == r["seed"] for o in groups[key]):
+        same = [i for i, o in enumerate(groups[key]) if o["seed"] == r["seed"]]
+        if same:
             duplicates[key].append(r["seed"])
+            if r["length"] > groups[key][same[0]]["length"]:
+                groups[key][same[0]] = r
         else:
             groups[key].append(r)
     return groups, duplicates
@@ -241,7 +246,7 @@ def main(argv=None):
     groups, duplicates = group_runs(runs)
     for (env, method, lr), seeds in sorted(duplicates.items()):
         print(f"warning: {env} {method} lr {lr:g}: more than one run of seed(s) {sorted(set(seeds))}; "
-              f"each seed's first folder is used", file=sys.stderr)
+              f"each seed's longest run is used", file=sys.stderr)
     live = [r for r in runs if not r["done"]]
     out = args.out or (args.paths[0] if os.path.isdir(args.paths[0]) else ".")
     os.makedirs(out, exist_ok=True)
@@ -366,7 +371,7 @@ def main(argv=None):
     table += ["", f"Training time of the {len(done)} finished runs above: {np.nansum([r['hours'] for r in done]):.1f} "
                   f"core-hours (one torch thread each; evaluation not counted)."]
     if duplicates:
-        table += ["", "Seeds with more than one finished run (only each seed's first folder is counted): " +
+        table += ["", "Seeds with more than one finished run (only each seed's longest run is counted): " +
                   "; ".join(f"{env} {method} lr {lr:g}: {sorted(set(s))}" for (env, method, lr), s in sorted(duplicates.items()))]
     if live:
         table += ["", "Runs in progress (drawn dotted in returns.png, not counted above):", "",

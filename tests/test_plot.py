@@ -118,6 +118,18 @@ def test_duplicate_seeds_count_once_and_are_reported(tmp_path, capsys):
     assert "more than one run of seed(s) [5]" in capsys.readouterr().err
 
 
+def test_a_seeds_longest_run_counts_whatever_the_folder_order(tmp_path):
+    # MuJoCo: the seed-73 pilot (results/mujoco/pilots/walker__...) sorts before its 4x longer run
+    # (results/mujoco/walker__...); the 1e7-frame curve must not mix in the 2.5e6-frame pilot.
+    write_run(tmp_path, "rnn", 1e-3, 73, slope=1.0, name="a_pilot")
+    write_run(tmp_path, "rnn", 1e-3, 73, slope=9.0, name="b_long", updates=200)
+    plot.main([str(tmp_path), "--out", str(tmp_path / "figs")])
+    assert "| gridworld | rnn | 0.001 | 1 | 1.92e+05 |" in (tmp_path / "figs" / "summary.md").read_text()
+    # cut at 48,000 frames both are 50 updates long: the longer run still counts
+    (run,) = plot.group_runs(plot.load_runs([str(tmp_path)], frames=48000))[0][("gridworld", "rnn", 1e-3)]
+    assert run["folder"].endswith("b_long")
+
+
 def test_a_cut_last_line_is_skipped_with_a_warning(tmp_path, capsys):
     write_run(tmp_path, "rnn", 1e-3, 5, slope=1.0)
     csv_path = tmp_path / "gridworld__rnn__bias__lr0.001__s5" / "progress.csv"
