@@ -126,7 +126,6 @@ def load_runs(paths, finished=False, frames=None):
                     broken += 1
         if broken:
             print(f"warning: {os.path.join(folder, 'progress.csv')}: skipped {broken} unreadable row(s)", file=sys.stderr)
-        length = rows[-1]["global_step"] if rows else 0.0  # before any cut: which of a seed's runs counts
         if frames:  # the run as it stood at `frames` (without lr annealing, a longer run's prefix is the shorter run)
             cut = [r for r in rows if r["global_step"] <= frames]
             went_past = len(cut) < len(rows)
@@ -147,7 +146,7 @@ def load_runs(paths, finished=False, frames=None):
         runs.append({"folder": folder, "env": cfg["env"], "method": method, "lr": cfg["lr"], "seed": cfg["seed"],
                      "folder_name": parts[1] if len(parts) == 4 else method,
                      "greedy": greedy, "greedy_parts": greedy_parts,
-                     "done": done, "length": length,
+                     "done": done,
                      "step": col("global_step"), "return": col("return"), "grad": col("latent_grad_norm"),
                      "hours": col("time")[-1] / 3600,  # training seconds, summed over resumed sessions
                      "eps": np.stack([col(k) for k in eps]) if eps else None})
@@ -156,9 +155,10 @@ def load_runs(paths, finished=False, frames=None):
 
 def group_runs(runs):
     """Finished runs as {(env, method, lr): [one run per seed]}, and {(env, method, lr): [seeds seen twice]}.
-    A CI over seeds must count each seed once: its longest run counts (a pilot's extension, not the pilot),
-    the first in folder order of equally long ones."""
+    A CI over seeds must count each seed once: its longest run (a pilot's extension, not the pilot that sorts
+    before it); of equally long ones, one with a greedy eval of that point, else the first in folder order."""
     groups, duplicates = defaultdict(list), defaultdict(list)
+    rank = lambda r: (r["step"][-1], r["greedy"] is not None)  # noqa: E731
     for r in runs:
         key = (r["env"], r["method"], r["lr"])
         if not r["done"]:
@@ -166,7 +166,7 @@ def group_runs(runs):
         same = [i for i, o in enumerate(groups[key]) if o["seed"] == r["seed"]]
         if same:
             duplicates[key].append(r["seed"])
-            if r["length"] > groups[key][same[0]]["length"]:
+            if rank(r) > rank(groups[key][same[0]]):
                 groups[key][same[0]] = r
         else:
             groups[key].append(r)

@@ -123,11 +123,15 @@ def test_a_seeds_longest_run_counts_whatever_the_folder_order(tmp_path):
     # (results/mujoco/walker__...); the 1e7-frame curve must not mix in the 2.5e6-frame pilot.
     write_run(tmp_path, "rnn", 1e-3, 73, slope=1.0, name="a_pilot")
     write_run(tmp_path, "rnn", 1e-3, 73, slope=9.0, name="b_long", updates=200)
+    write_run(tmp_path, "rnn", 1e-3, 20, slope=9.0, name="c_long", updates=200)
+    write_run(tmp_path, "rnn", 1e-3, 20, slope=1.0, name="d_pilot")
     plot.main([str(tmp_path), "--out", str(tmp_path / "figs")])
-    assert "| gridworld | rnn | 0.001 | 1 | 1.92e+05 |" in (tmp_path / "figs" / "summary.md").read_text()
-    # cut at 48,000 frames both are 50 updates long: the longer run still counts
-    (run,) = plot.group_runs(plot.load_runs([str(tmp_path)], frames=48000))[0][("gridworld", "rnn", 1e-3)]
-    assert run["folder"].endswith("b_long")
+    assert "| gridworld | rnn | 0.001 | 2 | 1.92e+05 |" in (tmp_path / "figs" / "summary.md").read_text()
+    # Cut at 48,000 frames all are 50 updates long: of a seed's runs, the one with a greedy eval of that point
+    for name in ("a_pilot", "b_long", "c_long", "d_pilot"):  # the long runs' evals are of update 200, not 50
+        json.dump({"return": 1.0}, open(tmp_path / name / "eval.json", "w"))
+    group = plot.group_runs(plot.load_runs([str(tmp_path)], frames=48000))[0][("gridworld", "rnn", 1e-3)]
+    assert sorted(os.path.basename(r["folder"]) for r in group) == ["a_pilot", "d_pilot"]
 
 
 def test_a_cut_last_line_is_skipped_with_a_warning(tmp_path, capsys):
