@@ -29,7 +29,9 @@ own keeps the pilots that made the pick apart from the long runs): per env and m
 lr with the highest mean training return over the whole curve, averaged over seeds. Only seeds finished at
 every candidate count, and every curve is cut to the updates all of them have, so that extending the
 winner or adding seeds at it never changes the pick. An env and method whose pilots are not all finished
-is left out, with a line saying which run is missing.
+is left out, with a line saying which run is missing. A run new to --out whose pilot (the same name in
+--pilots) finished with its checkpoint starts as a copy of the pilot and is extended from it: with no lr
+annealing (MuJoCo) the long run is the run the pilot would have become.
 """
 
 from __future__ import annotations
@@ -186,6 +188,27 @@ OPERATIONAL = {"run_dir", "resume", "stop_after", "threads", "cuda", "cudagraphs
                "save_every", "total_timesteps"}  # (a longer --total-timesteps extends a run)
 
 
+def continue_pilot(run, args):
+    """A new run whose namesake in --pilots finished with its checkpoint starts as a copy of it, to be extended
+    (the pilots stay as they were): the pilot's frames are not trained again. The copy lands whole or not at all."""
+    pilot = os.path.join(args.pilots, os.path.basename(run["dir"]))
+    if os.path.abspath(args.pilots) == os.path.abspath(args.out) or status(run) != "new" or not all(
+            os.path.exists(os.path.join(pilot, f)) for f in ("summary.json", "checkpoint.pt")):
+        return
+    problem = mismatch(dict(run, dir=pilot), args)
+    if problem:
+        print(f"{run['dir']}: starts from update 0, not from its pilot: {problem}", flush=True)
+        return
+    part = run["dir"] + ".part"
+    shutil.rmtree(part, ignore_errors=True)
+    shutil.copytree(pilot, part, ignore=shutil.ignore_patterns("eval.json"))  # the eval is of the pilot's policy
+    if os.path.exists(pilot + ".log"):
+        shutil.copyfile(pilot + ".log", part + ".log")
+        os.replace(part + ".log", run["dir"] + ".log")
+    os.replace(part, run["dir"])
+    print(f"{run['dir']}: continues its pilot {pilot}", flush=True)
+
+
 def mismatch(run, args):
     """None if the run folder is new or holds a run of these settings; else a one-line explanation."""
     path = os.path.join(run["dir"], "config.json")
@@ -340,6 +363,8 @@ def main(argv=None):
         problem = mismatch(run, args)
         if problem:
             sys.exit(f"sweep.py: {problem}")
+    for run in [] if args.dry_run else runs:
+        continue_pilot(run, args)
     gpus = gpu_ids(args)
     mps = bool(gpus) and not args.per_gpu and bool(shutil.which("nvidia-cuda-mps-control"))
     slots, async_envs = placement(args, gpus, mps)

@@ -113,6 +113,24 @@ def test_runs_per_gpu_and_subprocess_envs_follow_the_measurements(monkeypatch):
     assert sw.placement(sw.parse_args(["--no-gpu"]), [], mps=False) == ([None] * 16, False)
 
 
+def test_a_long_run_continues_its_pilot_and_leaves_it_as_it_was(tmp_path):
+    # MuJoCo: --lrs best reads the pilots in their own folder; the long run at the picked rate starts from its
+    # pilot's final checkpoint instead of training those frames again
+    import csv
+
+    base = ["--scripts", "rnn", "--envs", "gridworld", "--seeds", "20", "--no-gpu", "--workers", "1"]
+    pilots, out = str(tmp_path / "pilots"), str(tmp_path / "long")
+    assert sweep(*base, "--lrs", "1e-3", "--out", pilots, "--extra", "--total-timesteps 960", "--evaluate").returncode == 0
+    pilot = os.path.join(pilots, "gridworld__rnn__lr0.001__s20")
+    before = {f: open(os.path.join(pilot, f), "rb").read() for f in ("progress.csv", "summary.json", "eval.json")}
+    p = sweep(*base, "--lrs", "best:1e-3", "--pilots", pilots, "--out", out, "--extra", "--total-timesteps 1920")
+    assert f"continues its pilot {pilot}" in p.stdout and "(extend)" in p.stdout, p.stdout + p.stderr
+    assert {f: open(os.path.join(pilot, f), "rb").read() for f in before} == before
+    rows = [list(csv.DictReader(open(os.path.join(d, "gridworld__rnn__lr0.001__s20", "progress.csv")))) for d in (pilots, out)]
+    assert [r["update"] for r in rows[1]] == ["1", "2"] and rows[1][0] == rows[0][0]
+    assert not os.path.exists(os.path.join(out, "gridworld__rnn__lr0.001__s20", "eval.json"))
+
+
 def test_a_finished_run_asked_for_more_frames_is_extended_into_the_longer_run(tmp_path):
     # MuJoCo's pilots are extended this way; without lr annealing the extension is the run it would have been
     import csv
