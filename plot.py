@@ -354,6 +354,20 @@ def main(argv=None):
             cells = [with_ci([r["greedy_parts"][k] for r in group]) if all(k in r["greedy_parts"] for r in group)
                      else "" for k in parts]
             table.append(f"| {env} | {method} | {lr:g} | " + " | ".join(cells) + " |")
+    # One row per run behind the means above, so that a per-run table in a README is copied, not computed by hand.
+    table += ["", "Every run counted at the best lr (whole-curve: mean training return over all updates; final: "
+                  "over the last 10%; greedy parts: per direction, and per inner episode where there are several):", "",
+              "| env | method | lr | seed | frames | whole-curve mean | final training return | greedy return | "
+              "greedy parts | training hours | run |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for (env, method), lr in by_order:
+        for r in sorted(groups[(env, method, lr)], key=lambda r: r["seed"]):
+            greedy = f"{r['greedy']:,.1f}" if r["greedy"] is not None else ""
+            gparts = "; ".join(f"{k} {v:,.1f}" for k, v in sorted(r["greedy_parts"].items())
+                               if "episode 2" in r["greedy_parts"] or k != "episode 1")  # one episode: the total
+            hours = f"{r['hours']:.2f}" if np.isfinite(r["hours"]) else ""
+            table.append(f"| {env} | {method} | {lr:g} | {r['seed']} | {r['step'][-1]:.3g} | "
+                         f"{np.nanmean(r['return']):,.1f} | {late_mean(r['return']):,.1f} | {greedy} | {gparts} | "
+                         f"{hours} | {os.path.relpath(r['folder'], out)} |")
     table += ["", "Every learning rate (score: the seed-mean of each curve's average return, the selection rule, over "
                   "the seeds and first updates every rate has):", "",
               "| env | method | lr | seeds | score | scored over | final return (mean) | greedy eval return (mean) |",
