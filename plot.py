@@ -361,12 +361,12 @@ def main(argv=None):
               "greedy parts | training hours | run |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for (env, method), lr in by_order:
         for r in sorted(groups[(env, method, lr)], key=lambda r: r["seed"]):
-            greedy = f"{r['greedy']:,.1f}" if r["greedy"] is not None else ""
-            gparts = "; ".join(f"{k} {v:,.1f}" for k, v in sorted(r["greedy_parts"].items())
+            greedy = f"{r['greedy']:.2f}" if r["greedy"] is not None else ""
+            gparts = "; ".join(f"{k} {v:.2f}" for k, v in sorted(r["greedy_parts"].items())
                                if "episode 2" in r["greedy_parts"] or k != "episode 1")  # one episode: the total
             hours = f"{r['hours']:.2f}" if np.isfinite(r["hours"]) else ""
             table.append(f"| {env} | {method} | {lr:g} | {r['seed']} | {r['step'][-1]:.3g} | "
-                         f"{np.nanmean(r['return']):,.1f} | {late_mean(r['return']):,.1f} | {greedy} | {gparts} | "
+                         f"{np.nanmean(r['return']):.2f} | {late_mean(r['return']):.2f} | {greedy} | {gparts} | "
                          f"{hours} | {os.path.relpath(r['folder'], out)} |")
     table += ["", "Every learning rate (score: the seed-mean of each curve's average return, the selection rule, over "
                   "the seeds and first updates every rate has):", "",

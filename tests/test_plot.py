@@ -212,8 +212,8 @@ def test_efficiency_gradient_and_hours_table(tmp_path):
     assert "| gridworld | rnn | 0.001 | 2 | 10.00 [9.50, 10.50] | 1.00 [1.00, 1.00] | 3.00 [3.00, 3.00] | 1.50 |" in table
     assert "Training time of the 2 finished runs above: 3.0 core-hours" in table
     # one row per run, by seed: whole-curve 9.5 / 10.5, final (last 2 updates) 18.5 / 19.5, hours 2 / 1
-    assert "| gridworld | rnn | 0.001 | 20 | 1.92e+04 | 9.5 | 18.5 |  |  | 2.00 | ../gridworld__rnn__bias__lr0.001__s20 |" in table
-    assert "| gridworld | rnn | 0.001 | 73 | 1.92e+04 | 10.5 | 19.5 |  |  | 1.00 | ../gridworld__rnn__bias__lr0.001__s73 |" in table
+    assert "| gridworld | rnn | 0.001 | 20 | 1.92e+04 | 9.50 | 18.50 |  |  | 2.00 | ../gridworld__rnn__bias__lr0.001__s20 |" in table
+    assert "| gridworld | rnn | 0.001 | 73 | 1.92e+04 | 10.50 | 19.50 |  |  | 1.00 | ../gridworld__rnn__bias__lr0.001__s73 |" in table
 
 
 def test_every_run_row_shows_its_greedy_parts(tmp_path):
@@ -228,8 +228,8 @@ def test_every_run_row_shows_its_greedy_parts(tmp_path):
         (folder / "eval.json").write_text(json.dumps(ev))
     plot.main([str(tmp_path), "--out", str(tmp_path), "--bayes", str(tmp_path / "none.json")])
     rows = [r for r in (tmp_path / "summary.md").read_text().splitlines() if r.endswith("__s3 |")]
-    assert rows[0].split(" | ")[7:9] == ["900.0", "direction +1 600.0; direction -1 1,200.0"]
-    assert rows[1].split(" | ")[7:9] == ["500.0", "episode 1 240.0; episode 2 260.0"]
+    assert rows[0].split(" | ")[7:9] == ["900.00", "direction +1 600.00; direction -1 1200.00"]
+    assert rows[1].split(" | ")[7:9] == ["500.00", "episode 1 240.00; episode 2 260.00"]
 
 
 def test_frames_cuts_a_longer_run_to_the_shorter_one(tmp_path):
