@@ -245,3 +245,15 @@ def test_frames_cuts_a_longer_run_to_the_shorter_one(tmp_path):
     assert long["greedy"] is None and plot.load_runs([str(tmp_path / "long")])[0]["greedy"] == 9.0
     assert [r["seed"] for r in plot.load_runs([str(tmp_path / "live")], finished=True, frames=20 * 960)] == [20]
     assert plot.load_runs([str(tmp_path / "live")], finished=True, frames=40 * 960) == []
+
+
+def test_seeds_of_different_lengths_are_flagged(tmp_path, capsys):
+    # One seed extended to 50 updates beside two at 20: the pooled final is not one budget's, so the table says so.
+    write_run(tmp_path, "rnn", 1e-3, 3, slope=1.0, updates=50)
+    for seed in (20, 73):
+        write_run(tmp_path, "rnn", 1e-3, seed, slope=1.0, updates=20)
+    plot.main([str(tmp_path), "--out", str(tmp_path), "--bayes", str(tmp_path / "none.json")])
+    assert "| 3 | 1.92e+04 to 4.8e+04 (mixed) |" in (tmp_path / "summary.md").read_text()
+    assert "runs of 1.92e+04 to 4.8e+04 frames pooled" in capsys.readouterr().err
+    plot.main([str(tmp_path), "--out", str(tmp_path), "--bayes", str(tmp_path / "none.json"), "--frames", "19200"])
+    assert "| 3 | 1.92e+04 |" in (tmp_path / "summary.md").read_text()
