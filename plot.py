@@ -292,10 +292,11 @@ def main(argv=None):
             if len(greedy) == len(group):  # only when every seed has been evaluated
                 g = [with_ci(greedy), pct(np.mean(greedy))]
             longest = max(r["step"][-1] for r in group)
-            if longest > 1.01 * end:  # seeds at different budgets: their finals are not one quantity; --frames cuts
+            mixed = longest > 1.01 * end  # seeds at different budgets: their finals are not one quantity
+            if mixed:
                 print(f"warning: {env} {method} lr {lr:g}: runs of {end:.3g} to {longest:.3g} frames pooled "
                       f"(--frames {end:.3g} compares them at one budget)", file=sys.stderr)
-            frames = f"{end:.3g}" if longest <= 1.01 * end else f"{end:.3g} to {longest:.3g} (mixed)"
+            frames = f"{end:.3g} to {longest:.3g} (mixed)" if mixed else f"{end:.3g}"
             table.append(f"| {env} | {method} | {lr:g} | {len(group)} | {frames} | {with_ci(finals)} "
                          f"| {pct(np.mean(finals))} | {g[0]} | {g[1]} |")
         for r in live:  # in progress: one dotted line each, apart from the seed means
