@@ -536,13 +536,14 @@ def compute_gae(rewards, values, ended, next_value, gamma, lam):
 
 def ppo_loss(logprob, old_logprob, adv, value, old_value, ret, entropy, clip, vf_coef, ent_coef):
     """Clipped PPO loss with the reference's value loss, 0.5 * mean(max(Huber(V), Huber(V clipped))),
-    weighted again by vf_coef (the reference's). Returns (loss, policy loss, value loss, ratio)."""
-    ratio = (logprob - old_logprob).exp()
+    weighted again by vf_coef (the reference's). Returns (loss, policy loss, value loss, log-ratio)."""
+    logratio = logprob - old_logprob
+    ratio = logratio.exp()
     pg_loss = torch.max(-adv * ratio, -adv * ratio.clamp(1 - clip, 1 + clip)).mean()
     v_clipped = old_value + (value - old_value).clamp(-clip, clip)
     v_loss = 0.5 * torch.max(F.smooth_l1_loss(value, ret, reduction="none"),
                              F.smooth_l1_loss(v_clipped, ret, reduction="none")).mean()
-    return pg_loss + vf_coef * v_loss - ent_coef * entropy.mean(), pg_loss, v_loss, ratio
+    return pg_loss + vf_coef * v_loss - ent_coef * entropy.mean(), pg_loss, v_loss, logratio
 
 
 class CudaGraph:
@@ -785,7 +786,7 @@ def main(args: Args):
         act = actions_buf[:, mb].flatten(0, 1)
         logprob = dist.log_prob(act) if agent.discrete else dist.log_prob(act).sum(-1)
         entropy = dist.entropy() if agent.discrete else dist.entropy().sum(-1)
-        loss, pg_loss, v_loss, ratio = ppo_loss(
+        loss, pg_loss, v_loss, logratio = ppo_loss(
             logprob, logprob_buf[:, mb].flatten(), advantages_buf[:, mb].flatten(), value, value_buf[:, mb].flatten(),
             returns_buf[:, mb].flatten(), entropy, args.clip_coef, args.vf_coef, args.ent_coef)
         # Fig. 11: per sample, the norm of d(sum of values)/d latent (the reference's get_mean_grad_norm);
@@ -794,7 +795,8 @@ def main(args: Args):
         optimizer.zero_grad()
         loss.backward()
         grad_norm = nn.utils.clip_grad_norm_(policy_params, args.max_grad_norm)
-        return torch.stack([loss, pg_loss, v_loss, entropy.mean(), ((ratio - 1) - ratio.log()).mean(),
+        ratio = logratio.exp()  # approx KL from the log-ratio, as CleanRL: finite where a ratio underflows to 0
+        return torch.stack([loss, pg_loss, v_loss, entropy.mean(), ((ratio - 1) - logratio).mean(),
                             ((ratio - 1).abs() > args.clip_coef).float().mean(), dv_dlatent.norm(dim=-1).mean(),
                             grad_norm]).detach()
 

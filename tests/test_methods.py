@@ -153,6 +153,22 @@ def test_every_env_rollout_and_update_agree(method, env, tmp_path, monkeypatch):
         assert np.isfinite(float(log[-1][col])), col
 
 
+@pytest.mark.parametrize("method", METHODS)
+def test_approx_kl_stays_finite_where_a_ratio_underflows(method, tmp_path, monkeypatch):
+    # A sample whose probability fell by e^-200 has a ratio of exactly 0 in float32. The logged approximate
+    # KL, mean((ratio - 1) - log ratio), must take the log-ratio itself (-200: that sample adds 199), not
+    # log(0) = -inf. Gridworld, 4 envs x 60 steps, 4 minibatches: one env's 60 steps per minibatch.
+    mod = importlib.import_module(method)
+    real = mod.ppo_loss
+
+    def first_sample_far(logprob, old_logprob, *rest):
+        return real(logprob, old_logprob + 200.0 * (torch.arange(len(old_logprob)) == 0), *rest)
+
+    monkeypatch.setattr(mod, "ppo_loss", first_sample_far)
+    run(method, "--env", "gridworld", "--num-envs", "4", "--total-timesteps", "240", tmp_path=tmp_path)
+    assert float(rows(tmp_path / "run")[-1]["approx_kl"]) == pytest.approx(199 / 60, abs=0.05)
+
+
 class TimeLimitWorld:
     """A fake 3-d grid-like env with zero rewards: env 0's meta-episode is cut by a time limit after step
     10 (final observation's first entry 7, the next observation's 3), env 1's terminates after step 20."""

@@ -139,11 +139,11 @@ def test_ppo_loss_hand_computed(method):
     # Huber(0.2 -> 3) = 2.3, max 2.3. Sample 1 from 0 to 0.1 (inside), return 0.5: Huber = 0.5 * 0.4^2 = 0.08.
     # Value loss = 0.5 * mean(2.3, 0.08) = 0.595. Entropy 0.7 each: total = 0.30967 + 0.5 * 0.595 - 0.1 * 0.7.
     value, old_value, ret = torch.tensor([1.0, 0.1]), torch.zeros(2), torch.tensor([3.0, 0.5])
-    loss, pg, vl, ratio = mod.ppo_loss(logp, old, adv, value, old_value, ret, torch.full((2,), 0.7), 0.2, 0.5, 0.1)
+    loss, pg, vl, logratio = mod.ppo_loss(logp, old, adv, value, old_value, ret, torch.full((2,), 0.7), 0.2, 0.5, 0.1)
     assert pg.item() == pytest.approx((-1.2 + 2 * np.exp(-0.1)) / 2, abs=1e-6)
     assert vl.item() == pytest.approx(0.595, abs=1e-6)
     assert loss.item() == pytest.approx(pg.item() + 0.5 * 0.595 - 0.07, abs=1e-6)
-    torch.testing.assert_close(ratio, torch.exp(logp))
+    torch.testing.assert_close(logratio, logp - old)
 
 
 @pytest.mark.parametrize("method", METHODS)
