@@ -8,8 +8,9 @@
 Each measurement trains a fresh run for `--updates` updates and reports env frames per second over the
 updates after the first (the first records the CUDA graphs), with the time split into the env steps, the
 policy's rollout step, the PPO minibatches and the rest (GAE, reward scaling, bookkeeping, the VAE of the
-task-inference scripts). Modes: `eager` (--cuda), `graphs` (--cuda --cudagraphs), `graphs+async` (and the
-envs in subprocesses), `cpu` (--threads 1, no GPU). The split synchronises the GPU around each timed call.
+task-inference scripts), and the reward scaling's microseconds per env step (host-side work that every step
+pays). Modes: `eager` (--cuda), `graphs` (--cuda --cudagraphs), `graphs+async` (and the envs in
+subprocesses), `cpu` (--threads 1, no GPU). The split synchronises the GPU around each timed call.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ def one(script, env, mode, updates, run_dir):
 
     for cls in (envs.GridWorldVec, envs.GymVec):
         cls.step = timed("env", cls.step)
+    mod.scale_reward = timed("reward", mod.scale_reward)  # main() looks it up at each call
     if "--cudagraphs" not in MODES[mode]:  # (a graph cannot be recorded around a synchronisation)
         mod.Agent.act = timed("act", mod.Agent.act)
     graph_call = mod.CudaGraph.__call__
@@ -73,6 +75,7 @@ def one(script, env, mode, updates, run_dir):
     (t0, s0), (t1, s1) = marks[0], marks[-1]
     wall = t1 - t0
     split = {k: (s1.get(k, 0.0) - s0.get(k, 0.0)) / wall for k in ("env", "act", "ppo")}
+    split["reward_us"] = 1e6 * (s1.get("reward", 0.0) - s0.get("reward", 0.0)) / ((len(marks) - 1) * args.num_steps)
     if mode == "eager":  # the eager minibatch has no timer: it is in "other"
         split["ppo"] = None
     return {"sps": (len(marks) - 1) * batch / wall, "ms_per_update": 1000 * wall / (len(marks) - 1), **split}
@@ -120,8 +123,8 @@ def main():
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     print(f"{gpu}; {cpu}, {os.cpu_count()} cores; torch {torch.__version__}\n", flush=True)
     if a.scripts:
-        print("| script | env | mode | env frames/s | ms per update | env | rollout step | PPO minibatches |\n"
-              "|---|---|---|---|---|---|---|---|", flush=True)
+        print("| script | env | mode | env frames/s | ms per update | env | rollout step | PPO minibatches | "
+              "reward scaling, us a step |\n|---|---|---|---|---|---|---|---|---|", flush=True)
     for script in filter(None, a.scripts.split(",")):
         for env in a.envs.split(","):
             for mode in a.modes.split(","):
@@ -129,10 +132,10 @@ def main():
                 proc, tmp = measure(script, env, mode, updates)
                 r = result(proc)
                 if "error" in r:
-                    print(f"| {script} | {env} | {mode} | error: {r['error'][:150]} | | | | |", flush=True)
+                    print(f"| {script} | {env} | {mode} | error: {r['error'][:150]} | | | | | |", flush=True)
                     continue
                 print(f"| {script} | {env} | {mode} | {r['sps']:,.0f} | {r['ms_per_update']:.0f} | {pct(r['env'])} | "
-                      f"{pct(r['act'])} | {pct(r['ppo'])} |", flush=True)
+                      f"{pct(r['act'])} | {pct(r['ppo'])} | {r['reward_us']:.0f} |", flush=True)
     if a.parallel:
         print(f"\n{a.parallel} rnn_hn Grid-World runs at once:\n\n| where | env frames/s each | total |\n|---|---|---|")
         for mode in a.parallel_modes.split(","):
