@@ -184,13 +184,22 @@ class RunningMeanStd(nn.Module):
         self.register_buffer("var", torch.ones(shape, dtype=torch.float64))
         self.register_buffer("count", torch.tensor(1e-4, dtype=torch.float64))
 
-    def update(self, x: torch.Tensor):
-        x = x.reshape(-1, *self.mean.shape).double()
-        mean, var, n = x.mean(0), x.var(0, unbiased=False), x.shape[0]
-        delta, total = mean - self.mean, self.count + n
-        self.mean += delta * n / total
-        self.var.copy_((self.var * self.count + var * n + delta**2 * self.count * n / total) / total)
-        self.count.copy_(total)
+    def update(self, x):
+        """Folds in a batch x of shape (n, *shape). A numpy x (the reward's statistics, updated every env step) is
+        folded in by numpy, on views of the CPU buffers: torch's per-op dispatch would cost ~10x more on 0-d tensors."""
+        if isinstance(x, np.ndarray):
+            m, v, c = self.mean.numpy(), self.var.numpy(), self.count.numpy()
+            x = x.reshape(-1, *m.shape).astype(np.float64)
+            mean, var = x.mean(0), x.var(0)
+        else:
+            m, v, c = self.mean, self.var, self.count
+            x = x.reshape(-1, *m.shape).double()
+            mean, var = x.mean(0), x.var(0, unbiased=False)
+        n = x.shape[0]
+        delta, total = mean - m, c + n
+        m += delta * n / total
+        v[...] = (v * c + var * n + delta**2 * c * n / total) / total
+        c[...] = total
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         return ((x - self.mean.float()) / torch.sqrt(self.var.float() + 1e-8)).clamp(-10.0, 10.0)
@@ -311,10 +320,13 @@ class Agent(nn.Module):
 # ---------------------------------------------------------------------------------------------------
 def scale_reward(r, ended, disc_return, reward_rms, gamma):
     """Rewards for PPO: divided by the running std of the discounted return, clipped to [-10, 10]. The
-    per-env discounted return `disc_return` is updated in place and restarts after a meta-episode end."""
-    disc_return.mul_(gamma).add_(r)
+    per-env discounted return `disc_return` is updated in place and restarts after a meta-episode end. numpy
+    arrays in and out: it runs every env step, on a few numbers, where torch's per-op dispatch costs ~10x numpy's.
+    The square root stays torch's, whose float32 result is not always numpy's (correctly rounded) one."""
+    disc_return *= gamma
+    disc_return += r
     reward_rms.update(disc_return)
-    norm_r = (r / torch.sqrt(reward_rms.var.float() + 1e-8)).clamp(-10.0, 10.0)
+    norm_r = np.clip(r / torch.sqrt(reward_rms.var.float() + 1e-8).numpy(), -10.0, 10.0)
     disc_return[ended] = 0.0
     return norm_r
 
@@ -485,7 +497,7 @@ def main(args: Args):
     # microseconds, not a GPU kernel launch.
     carry = dict(obs=torch.as_tensor(next_obs), h=torch.zeros(N, args.gru_size, device=device),
                  prev_action=torch.zeros(N, act_dim), prev_reward=torch.zeros(N), new_task=torch.ones(N),
-                 disc_return=torch.zeros(N),
+                 disc_return=np.zeros(N, dtype=np.float32),
                  meta_return=np.zeros(N), ep_returns=np.zeros((N, K)), ep_index=np.zeros(N, dtype=int))
     rows, start_update, elapsed = [], 0, 0.0  # elapsed: training seconds, summed over resumed sessions
     progress_csv = os.path.join(args.run_dir, "progress.csv")
@@ -614,7 +626,7 @@ def main(args: Args):
                 next_obs, reward, terminated, truncated, info = vec.step(env_action)
                 ended = terminated | truncated
                 r = torch.as_tensor(reward, dtype=torch.float32)
-                norm_r = scale_reward(r, torch.as_tensor(ended), carry["disc_return"], reward_rms, args.gamma)
+                norm_r = torch.from_numpy(scale_reward(r.numpy(), ended, carry["disc_return"], reward_rms, args.gamma))
                 a_in = action.float().view(N, act_dim) if agent.discrete else torch.as_tensor(env_action)
                 if truncated.any():  # a time limit is not an end: bootstrap from the last observation
                     idx = np.flatnonzero(truncated)

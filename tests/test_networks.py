@@ -154,9 +154,8 @@ def test_reward_scaling_against_an_independent_computation(method):
     rewards = rng.normal(1.0, 2.0, (T, N)).astype(np.float32)
     rewards[50, 0] = 500.0  # a huge reward: clipped to 10 (the running std is still small)
     ended = rng.random((T, N)) < 0.05
-    rms, disc = mod.RunningMeanStd(), torch.zeros(N)
-    got = np.stack([mod.scale_reward(torch.tensor(rewards[t]), torch.tensor(ended[t]), disc, rms, gamma).numpy()
-                    for t in range(T)])
+    rms, disc = mod.RunningMeanStd(), np.zeros(N, dtype=np.float32)
+    got = np.stack([mod.scale_reward(rewards[t], ended[t], disc, rms, gamma) for t in range(T)])
     # Independently: the discounted return of each env restarts after a meta-episode end; each step divides
     # by the std of every discounted return seen so far, this step's included.
     seen, ret, expected = [], np.zeros(N), np.zeros((T, N))
@@ -167,6 +166,29 @@ def test_reward_scaling_against_an_independent_computation(method):
         ret[ended[t]] = 0.0
     np.testing.assert_allclose(got, expected, rtol=2e-3, atol=1e-4)
     assert got[50, 0] == 10.0
+
+
+@pytest.mark.parametrize("method", ["rnn", "rnn_s", "rnn_hn", "vi_hn", "ti_pp_hn", "ti"])
+def test_reward_scaling_in_numpy_gives_the_numbers_of_the_torch_version(method):
+    """The per-step reward scaling runs in numpy for speed; the runs made with the torch version must replay
+    bit for bit: every scaled reward and the final statistics equal torch's, over Walker-like rollouts."""
+    mod = importlib.import_module(method)
+    rng = np.random.default_rng(1)
+    N, gamma = 16, 0.99
+    rms, disc = mod.RunningMeanStd(), np.zeros(N, dtype=np.float32)
+    ref, ref_disc = mod.RunningMeanStd(), torch.zeros(N)  # the torch formulation, on the torch path of update
+    for t in range(3000):
+        r = torch.as_tensor(rng.normal(rng.normal(), 3.0, N) * (1 + 100 * (t % 997 == 0)), dtype=torch.float32)
+        ended = rng.random(N) < 0.005
+        got = mod.scale_reward(r.numpy(), ended, disc, rms, gamma)
+        ref_disc.mul_(gamma).add_(r)
+        ref.update(ref_disc)
+        expected = (r / torch.sqrt(ref.var.float() + 1e-8)).clamp(-10.0, 10.0)
+        ref_disc[torch.as_tensor(ended)] = 0.0
+        assert got.dtype == np.float32 and np.array_equal(got, expected.numpy()), t
+    assert np.array_equal(disc, ref_disc.numpy())
+    for a, b in zip(rms.buffers(), ref.buffers()):  # numpy's and torch's float64 sums may differ in the last bit
+        torch.testing.assert_close(a, b, rtol=1e-13, atol=0)
 
 
 # ------------------------------------------------------------------------- parity with the reference
