@@ -171,7 +171,7 @@ def test_reward_scaling_against_an_independent_computation(method):
 @pytest.mark.parametrize("method", ["rnn", "rnn_s", "rnn_hn", "vi_hn", "ti_pp_hn", "ti"])
 def test_reward_scaling_in_numpy_gives_the_numbers_of_the_torch_version(method):
     """The per-step reward scaling runs in numpy for speed; the runs made with the torch version must replay
-    bit for bit: every scaled reward equals torch's, and the final statistics agree to 1e-13, over Walker-like rollouts."""
+    bit for bit: every scaled reward equals torch's and the statistics agree to 1e-13, over Walker-like rollouts."""
     mod = importlib.import_module(method)
     rng = np.random.default_rng(1)
     N, gamma = 16, 0.99
