@@ -18,9 +18,11 @@ import argparse
 import csv
 import dataclasses
 import glob
+import importlib.metadata
 import json
 import math
 import os
+import platform
 import signal
 import subprocess
 import sys
@@ -410,17 +412,37 @@ def bf16_matmuls(cuda: bool) -> bool:
     return torch.cuda.is_bf16_supported() if cuda else torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
-def git_commit():
-    """The commit of the checkout this script runs from ("+changes" when tracked files differ from it), or None
-    outside git: config.json records it, so that anyone can check out the code that made a run."""
+def provenance():
+    """What made a run, for config.json: the commit of the checkout this script runs from ("+changes" when
+    tracked files differ from it; None outside git), so that anyone can check out the code; and the machine
+    (CPU model, library versions): MuJoCo is chaotic, so a run replays exactly only on the CPU model and
+    library builds that made it."""
     here = os.path.dirname(os.path.abspath(__file__))
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
         changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
                                  capture_output=True, text=True, timeout=10)
+        commit = head.stdout.strip() + ("+changes" if changed.stdout.strip() else "") if head.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
-        return None
-    return head.stdout.strip() + ("+changes" if changed.stdout.strip() else "") if head.returncode == 0 else None
+        commit = None
+    cpu = {}
+    try:
+        with open("/proc/cpuinfo") as fh:  # the first processor's "model name", "cpu family", "model", "stepping"
+            for line in fh.read().split("\n\n")[0].splitlines():
+                key, _, value = line.partition(":")
+                cpu[key.strip()] = value.strip()
+    except OSError:
+        pass
+    model = cpu.get("model name") or platform.processor() or platform.machine()
+    if "cpu family" in cpu:
+        model += f" (family {cpu['cpu family']}, model {cpu.get('model')}, stepping {cpu.get('stepping')})"
+    versions = {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__}
+    for lib in ("mujoco", "gymnasium", "metaworld"):
+        try:
+            versions[lib] = importlib.metadata.version(lib)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return {"commit": commit, "machine": {"cpu": model, **versions}}
 
 
 def csv_line(row, columns):
@@ -543,11 +565,12 @@ def main(args: Args):
     atomic_write(progress_csv, lambda fh: fh.write("".join([",".join(columns) + "\n"] +
                                                            [csv_line(r, columns) for r in rows]).encode()))
     session_start = elapsed
-    commit = git_commit()  # of the code that made the run's first updates: a resumed run keeps it
+    made_by = provenance()  # the code and machine that made the run's first updates: a resumed run keeps them
     if args.resume:
         with open(os.path.join(args.run_dir, "config.json")) as fh:
-            commit = json.load(fh).get("commit", commit)
-    config = dataclasses.asdict(args) | {"resume": None, "stop_after": 0, "method": METHOD, "commit": commit}
+            saved = json.load(fh)
+        made_by = {k: saved[k] for k in made_by if k in saved} if "commit" in saved else made_by
+    config = dataclasses.asdict(args) | {"resume": None, "stop_after": 0, "method": METHOD} | made_by
     atomic_write(os.path.join(args.run_dir, "config.json"), lambda fh: fh.write(json.dumps(config, indent=1).encode()))
     print(f"{METHOD} {args.env}: {num_updates} update{'s' * (num_updates > 1)} of {batch:,} frames, logs in "
           f"{args.run_dir}", flush=True)

@@ -478,14 +478,20 @@ def test_resume_from_a_damaged_run_is_one_line(finished_run, tmp_path, damage, c
     assert code != 0 and err.count("\n") == 1, err
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", ALL)
 def test_progress_csv_columns(method, tmp_path):
     run(method, "--env", "walker", "--num-steps", "50", "--total-timesteps", "800", tmp_path=tmp_path)
     header = rows(tmp_path / "run")[0].keys()
     for col in ("update", "global_step", "return", "return_ep1", "return_ep2", "success", "episodes", "sps",
                 "policy_loss", "value_loss", "latent_grad_norm", "grad_norm", "encoder_grad_norm"):
         assert col in header
-    assert json.load(open(tmp_path / "run" / "config.json"))["method"] == method
+    config = json.load(open(tmp_path / "run" / "config.json"))
+    assert config["method"] == method
+    # provenance: a MuJoCo run replays only on the CPU model and library builds that made it
+    with open("/proc/cpuinfo") as fh:
+        cpu = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
+    assert config["machine"]["cpu"].startswith(cpu) and config["machine"]["mujoco"] == "3.3.0", config["machine"]
+    assert config["machine"]["torch"] == torch.__version__ and config["commit"] is not None
 
 
 # ------------------------------------------------------------------------------------- --precision bf16
