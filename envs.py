@@ -10,9 +10,9 @@ instead; see the README's list of differences).
 Which ends are which:
 - Inner-episode ends never end the gymnasium episode (they are not terminal for PPO either: the meta-RL
   objective is the return of the whole meta-episode, so GAE runs across them).
-- The last inner episode ends the gymnasium episode. Grid-Worlds: `terminated` (as in the paper's runs).
-  MuJoCo, MC-LS and ML10: `truncated` when it ran out of time (so PPO bootstraps it from `final_obs`),
-  `terminated` when the body fell (Ant-Dir, Walker) or the MC-LS agent reached the end.
+- The last inner episode ends the gymnasium episode. Grid-Worlds and MC-LS: `terminated` (as in the paper's
+  runs; MC-LS also at its timeout). MuJoCo and ML10: `truncated` when it ran out of time (so PPO bootstraps
+  it from `final_obs`), `terminated` when the body fell (Ant-Dir, Walker) or the ML10 task succeeded.
 
 Interface used by every method script:
 - `ENVS[name]`: an `EnvSpec` with the gymnasium id and the paper's settings for that env (episodes per
@@ -47,6 +47,7 @@ class EnvSpec:
     steps_per_episode: int  # the time limit of one inner episode
     total_timesteps: int  # the paper's budget
     num_steps: int  # rollout length per env per PPO update
+    num_envs: int = 16  # parallel envs (meta-episodes) per rollout
     update_epochs: int = 2
     num_minibatches: int = 4
     clip_coef: float = 0.1
@@ -55,6 +56,7 @@ class EnvSpec:
     gae_lambda: float = 0.9
     adam_eps: float = 1e-8
     anneal_lr: bool = False
+    reward_clip: float = 10.0  # PPO's scaled rewards are clipped to [-reward_clip, reward_clip]
     latent_dim: int = 5  # L: the recurrent encoder's output is a 2L-d latent (the reference's (mu, logvar))
     latent_embed: int = 25  # the policy's view of it: tanh(Linear(2L -> latent_embed)), the hypernetwork input
     state_embed: int = 256  # state embedding of the policy ("XL")
@@ -79,12 +81,15 @@ ENVS: dict[str, EnvSpec] = {
                                                  "num_minibatches": 2, "clip_coef": 0.05,
                                                  "latent_dim": 10, "reward_embed": 32, "action_embed": 32,
                                                  "task_dim": 65}),
-    # MC-LS: the paper gives no PPO table row; Grid-World's discrete settings with lr annealing.
+    # MC-LS: the reference's Figure 7 runs (args_MCLS_varibad.py on Grid-World's discrete settings, 60e6
+    # frames, the learning rate decayed linearly to 0 over the run).
     "mc-ls": EnvSpec("MCLS-v0", **{**_GRID, "episodes_per_task": 2, "steps_per_episode": 200,
-                                   "total_timesteps": 6_000_000, "num_steps": 400, "anneal_lr": True,
-                                   "state_embed": 256, "action_embed": 16, "task_dim": 1}),
+                                   "total_timesteps": 60_000_000, "num_steps": 800, "anneal_lr": True,
+                                   "state_embed": 256, "action_embed": 8, "task_dim": 1}),
+    # ML10: the reference's args_ml10_varibad.py (8 envs, entropy 0.001, scaled rewards in effect unclipped).
     "ml10": EnvSpec("ML10-v0", **{**_MUJOCO, "episodes_per_task": 2, "steps_per_episode": 500,
-                                  "total_timesteps": 100_000_000, "num_steps": 1000, "task_dim": 16}),
+                                  "total_timesteps": 100_000_000, "num_steps": 600, "num_envs": 8,
+                                  "num_minibatches": 8, "ent_coef": 0.001, "reward_clip": 1e5, "task_dim": 16}),
 }
 
 
@@ -464,31 +469,82 @@ class WalkerRandParamsEnv(MujocoTaskEnv):
 
 
 # ---------------------------------------------------------------------------------------------------
-# MC-LS: long-term memory (AMRL's Minecraft task) with procedural 10x10 RGB views
+# MC-LS: long-term memory (AMRL's Minecraft task; the reference's MC-LS-v0) with procedural 10x10 RGB views
 # ---------------------------------------------------------------------------------------------------
-_COLOURS = {"wall": (0.45, 0.30, 0.15), "floor": (0.25, 0.25, 0.25), "red": (0.9, 0.1, 0.1),
-            "green": (0.1, 0.8, 0.2), "diamond": (0.3, 0.9, 0.9), "iron": (0.75, 0.75, 0.8),
-            "dark": (0.05, 0.05, 0.05), "white": (1.0, 1.0, 1.0)}
+# A room's positions (x, y) and, per position, the moves its walls allow: action -> (dx, dy). Actions: 0 left,
+# 1 forward, 2 right. Any other action leaves the agent in place and pays nothing (the reference's rules).
+_ROOM_MOVES = {(0, 0): {1: (0, 1)}, (0, 1): {0: (-1, 0), 2: (1, 0)},
+               (-1, 1): {1: (0, 1)}, (1, 1): {1: (0, 1)}, (-1, 2): {1: (0, 1)}, (1, 2): {1: (0, 1)},
+               (-1, 3): {2: (1, 0)}, (1, 3): {0: (-1, 0)}, (0, 3): {1: (0, 1)}}
+_RGB = {"wall": (115, 77, 38), "floor": (64, 64, 64), "red": (230, 26, 26), "green": (26, 204, 51),
+        "diamond": (77, 230, 230), "iron": (191, 191, 204), "dark": (13, 13, 13), "white": (255, 255, 255)}
+
+
+def _mcls_views() -> dict:
+    """The fixed 10x10 RGB view of every (phase, room type, x, y), drawn once, normalised (v - 128) / 128 as the
+    reference's. Phase 0: the signal fills the view (key (0, signal, 0, 0), signal 0 red, 1 green). Phase 1:
+    wall above, floor below, and the room's column (type 0 diamond: cyan with white dots; type 1 iron: grey
+    with dark stripes) at (0, 2) as seen from (x, y): ahead and smaller with distance, at the screen's edge
+    when beside the agent, gone once passed, when the dark exit ahead shows instead; a strip of the room's
+    material along the bottom row tells the room type at every position. Phase 2 (key (2, 0, 0, 0)): the
+    junction, dark openings left and right."""
+    views = {}
+    for signal in (0, 1):
+        img = np.empty((10, 10, 3))
+        img[:5], img[5:] = _RGB["wall"], _RGB["floor"]
+        img[1:9, 1:9] = _RGB["green" if signal else "red"]
+        views[(0, signal, 0, 0)] = img
+    for kind in (0, 1):
+        material, pattern = ("diamond", "white") if kind == 0 else ("iron", "dark")
+        for x, y in _ROOM_MOVES:
+            img = np.empty((10, 10, 3))
+            img[:5], img[5:] = _RGB["wall"], _RGB["floor"]
+            ahead, side = 2 - y, -x  # the column relative to the agent: distance ahead, lateral offset
+            if ahead > 0:  # in front: 4 columns wide at distance 1, 2 at distance 2; off-centre when the agent is aside
+                width = 4 // ahead
+                left = 5 - width // 2 + 3 * side
+                top = 4 - 4 // ahead
+                img[top:9, left:left + width] = _RGB[material]
+                img[top + 1:9:2, left:left + width] = _RGB[pattern]
+            elif ahead == 0:  # beside the agent: the column's face fills the edge on its side
+                cols = slice(0, 2) if side < 0 else slice(8, 10)
+                img[:, cols] = _RGB[material]
+                img[1::2, cols] = _RGB[pattern]
+            else:  # passed: the exit to the next room, ahead of (0, 3), off to the side from (+-1, 3)
+                left = 4 + 3 * side
+                img[2:8, left:left + 2] = _RGB["dark"]
+            img[9] = _RGB[material]
+            views[(1, kind, x, y)] = img
+    img = np.empty((10, 10, 3))
+    img[:5], img[5:] = _RGB["wall"], _RGB["floor"]
+    img[2:8, 0:2] = img[2:8, 8:10] = _RGB["dark"]
+    views[(2, 0, 0, 0)] = img
+    return {k: ((v - 128.0) / 128.0).astype(np.float32).reshape(-1) for k, v in views.items()}
 
 
 class MCLSEnv(MetaEpisodeEnv):
-    """16 rooms in a row; a signal (red/green) before the first room fixes the task.
+    """MC-LS (the reference's MC-LS-v0, from AMRL): 16 rooms in a row; a signal before the first room fixes the task.
 
-    Actions: 0 left, 1 forward, 2 right. In the signal room, forward enters room 1. In each room a
-    column stands in front of the agent: diamond must be passed on the left, iron on the right. The agent
-    steps to a side, then forward passes the column: +0.1 on the correct side, 0 on the wrong one (it
-    still progresses). Every forward step into the next room also pays +0.1 for progress (the reference's
-    reward_per_progress; its rooms took five such steps, ours one). After room 16 the agent faces a junction: turning left earns +4 if the signal
-    was green (-3 if red), right the opposite, and the inner episode terminates. Timeout 200 steps
-    (truncation). Observation: a 10x10 RGB view with N(0, 0.05) noise, flattened, plus the flag.
-    Column types are drawn anew every inner episode; the task representation is the signal (0 red, 1 green).
+    Actions: 0 left, 1 forward, 2 right. Before room 1 the agent sees the signal (red or green); right takes it
+    into room 1. A room is six moves on the reference's positions (x, y): forward (0,0) -> (0,1), to a side
+    (+-1,1), forward past the column at (0,2) to (+-1,2) and (+-1,3), back to (0,3), and forward into the next
+    room at (0,0). A move the room's walls forbid leaves the agent in place and pays nothing. Rewards, as the
+    reference's `step()`: +0.1 for every move but the sideways one out of (0,1) and the final turn (progress);
+    +0.1 for stepping to the column's correct side (diamond: left, iron: right), 0 for the wrong one; after room
+    16, a turn: right pays +4 if the signal was green and -3 if red, left the opposite, and ends the inner
+    episode. The optimal episode is 98 steps with return 13.7. The 200th step of an inner episode ends it as
+    a terminal step (the reference has no time-limit wrapper there), without moving and paying 0.
+    Observation: the fixed view of (phase, room type, position) (`_mcls_views`: drawn, not the reference's
+    Minecraft screenshots), no noise (noise is MC-LSN-v0's), flattened, plus the flag. Room types are drawn
+    anew every inner episode; the task representation is the signal (0 red, 1 green).
     """
 
     ROOMS = 16
-    PROGRESS = 0.1  # per forward step into the next room
+    PROGRESS, CHECK, SUCCESS, FAIL = 0.1, 0.1, 4.0, -3.0
+    VIEWS = _mcls_views()
 
     def __init__(self):
-        super().__init__(gym.spaces.Box(-0.5, 1.5, (300,), np.float32), gym.spaces.Discrete(3), 2, 200)
+        super().__init__(gym.spaces.Box(-1.0, 1.0, (300,), np.float32), gym.spaces.Discrete(3), 2, 200)
         self.task_dim = 1
 
     def sample_task(self):
@@ -498,51 +554,50 @@ class MCLSEnv(MetaEpisodeEnv):
         self.task = _one_number(task, "MC-LS", "the signal, 0 (red) or 1 (green)", lambda c: c in (0.0, 1.0))
 
     def reset_inner(self):
-        self.phase, self.lateral = 0, 1  # phase 0 signal room, 1..16 rooms, 17 junction; lateral 0/1/2
-        self.columns = self.np_random.integers(2, size=self.ROOMS)  # 0 diamond (left), 1 iron (right)
+        self.phase, self.room, self.x, self.y = 0, 0, 0, 0  # phase 0 signal, 1 rooms, 2 junction
+        self.room_types = self.np_random.integers(2, size=self.ROOMS)  # 0 diamond (pass left), 1 iron (right)
         return self._view()
 
     def step_inner(self, action):
-        action, reward, done = int(action), 0.0, False
+        action = int(action)
+        if self._t >= self.steps_per_episode - 1:  # the reference's timeout: its last step only ends the episode
+            return self._view(), 0.0, True
         if self.phase == 0:
+            if action != 2:
+                return self._view(), 0.0, False
+            self.phase = 1
+            return self._view(), self.PROGRESS, False
+        if self.phase == 2:
             if action == 1:
-                self.phase, reward = 1, self.PROGRESS
-        elif self.phase <= self.ROOMS:
-            if action == 1 and self.lateral != 1:  # pass the column on the side the agent stands
-                correct = self.lateral == (0 if self.columns[self.phase - 1] == 0 else 2)
-                reward = self.PROGRESS + (0.1 if correct else 0.0)
-                self.phase, self.lateral = self.phase + 1, 1
-            elif action != 1:
-                self.lateral = int(np.clip(self.lateral + action - 1, 0, 2))
-        elif action != 1:  # the junction: left (0) is right for green, right (2) for red
-            reward = 4.0 if (action == 0) == (self.task[0] == 1) else -3.0
-            done = True
-        return self._view(), reward, done
+                return self._view(), 0.0, False
+            right_is_correct = self.task[0] == 1  # green: right
+            return self._view(), self.SUCCESS if (action == 2) == right_is_correct else self.FAIL, True
+        move = _ROOM_MOVES[(self.x, self.y)].get(action)
+        if move is None:
+            return self._view(), 0.0, False
+        reward = 0.0 if (self.x, self.y) == (0, 1) else self.PROGRESS
+        self.x, self.y = self.x + move[0], self.y + move[1]
+        if self.y == 1 and self.x != 0:  # beside the column: the check
+            correct = self.x == (-1 if self.room_types[self.room] == 0 else 1)
+            reward += self.CHECK if correct else 0.0
+        if self.y == 4:  # into the next room, or after the last one to the junction
+            self.room, self.x, self.y = self.room + 1, 0, 0
+            self.phase = 2 if self.room == self.ROOMS else 1
+        return self._view(), reward, False
 
     def _view(self):
-        img = np.empty((10, 10, 3))
-        img[:5], img[5:] = _COLOURS["wall"], _COLOURS["floor"]
         if self.phase == 0:
-            img[2:8, 2:8] = _COLOURS["green" if self.task[0] == 1 else "red"]
-        elif self.phase <= self.ROOMS:
-            kind = "diamond" if self.columns[self.phase - 1] == 0 else "iron"
-            left = {0: 6, 1: 3, 2: 0}[self.lateral]  # the column drifts to the side opposite the agent
-            img[1:9, left:left + 4] = _COLOURS[kind]
-            pattern = "white" if kind == "diamond" else "dark"  # diamond: dots, iron: stripes
-            if kind == "diamond":
-                img[2:9:3, left + 1:left + 4:2] = _COLOURS[pattern]
-            else:
-                img[2:9:2, left:left + 4] = _COLOURS[pattern]
-        else:
-            img[2:8, 0:2] = img[2:8, 8:10] = _COLOURS["dark"]  # openings left and right
-        img += self.np_random.normal(0.0, 0.05, img.shape)
-        return np.clip(img, -0.5, 1.5).reshape(-1)
+            return self.VIEWS[(0, int(self.task[0]), 0, 0)]
+        if self.phase == 2:
+            return self.VIEWS[(2, 0, 0, 0)]
+        return self.VIEWS[(1, int(self.room_types[self.room]), self.x, self.y)]
 
     def get_inner_state(self):
-        return {"phase": self.phase, "lateral": self.lateral, "columns": self.columns.copy()}
+        return {"phase": self.phase, "room": self.room, "x": self.x, "y": self.y, "room_types": self.room_types.copy()}
 
     def set_inner_state(self, s):
-        self.phase, self.lateral, self.columns = s["phase"], s["lateral"], s["columns"].copy()
+        self.phase, self.room, self.x, self.y = s["phase"], s["room"], s["x"], s["y"]
+        self.room_types = s["room_types"].copy()
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -562,13 +617,15 @@ def _ml10_benchmark(seed: int):
 
 class ML10Env(MetaEpisodeEnv):
     """Meta-World ML10: a task is one of the parametric variations of the 10 train classes
-    (`split="test"`: of the 5 held-out test classes). 2 inner episodes of 500 steps (truncation).
+    (`split="test"`: of the 5 held-out test classes). 2 inner episodes (`episodes_per_task`; the reference
+    evaluates with 10) of up to 500 steps: an inner episode ends at its first step with Meta-World's success
+    flag (the reference's wrapper returns `success` as done; a terminal step), else at 500 steps (truncation).
     Observation 39-d plus the flag. Task representation (16-d): the one-hot of the 15 classes, then the
     variation's index within its class divided by the class's number of variations, so that
-    `reset(options={"task": c})` rebuilds exactly the task c. `info["success"]` is Meta-World's success
-    flag, held once reached within the inner episode."""
+    `reset(options={"task": c})` rebuilds exactly the task c. `info["success"]` is the success flag of the
+    step (1 only on the step that ends an inner episode by success)."""
 
-    def __init__(self, split: str = "train", benchmark_seed: int = 0):
+    def __init__(self, split: str = "train", benchmark_seed: int = 0, episodes_per_task: int = 2):
         if split not in ("train", "test"):
             raise ValueError(f"unknown ML10 split {split!r}; choose one of: train, test")
         bench = _ml10_benchmark(benchmark_seed)
@@ -580,7 +637,7 @@ class ML10Env(MetaEpisodeEnv):
         self._tasks = [(name, j) for name, tasks in self._variations.items() for j in range(len(tasks))]
         self._envs = {}  # class name -> env, built on first use
         probe = self._env(self._tasks[0][0])
-        super().__init__(probe.observation_space, probe.action_space, 2, probe.max_path_length)
+        super().__init__(probe.observation_space, probe.action_space, episodes_per_task, probe.max_path_length)
         self.task_dim = len(self._names) + 1
 
     def _env(self, name):
@@ -588,10 +645,18 @@ class ML10Env(MetaEpisodeEnv):
             self._envs[name] = self._classes[name]()
         return self._envs[name]
 
-    def sample_task(self):
-        name, j = self._tasks[int(self.np_random.integers(len(self._tasks)))]
+    @property
+    def classes(self) -> dict:
+        """The split's classes: name -> its number of parametric variations."""
+        return {name: len(tasks) for name, tasks in self._variations.items()}
+
+    def task_of(self, name: str, j: int) -> np.ndarray:
+        """The task representation of variation j of class `name`."""
         one_hot = np.eye(len(self._names))[self._names.index(name)]
         return np.append(one_hot, j / len(self._variations[name])).astype(np.float32)
+
+    def sample_task(self):
+        return self.task_of(*self._tasks[int(self.np_random.integers(len(self._tasks)))])
 
     def set_task(self, task):
         task = np.asarray(task, np.float32)
@@ -605,14 +670,13 @@ class ML10Env(MetaEpisodeEnv):
         self.current.set_task(variations[min(int(round(float(task[-1]) * len(variations))), len(variations) - 1)])
 
     def reset_inner(self):
-        self._solved = 0.0
         obs, _ = self.current.reset(seed=int(self.np_random.integers(2**31)))
         return obs
 
     def step_inner(self, action):
         obs, reward, terminated, _, info = self.current.step(np.asarray(action, np.float32))
-        self._solved = self.solved = max(self._solved, float(info["success"]))  # reset_inner clears only _solved
-        return obs, reward, bool(terminated)
+        self.solved = float(info["success"])
+        return obs, reward, bool(terminated) or self.solved > 0  # success ends the inner episode
 
     def step(self, action):
         obs, reward, terminated, truncated, info = super().step(action)

@@ -5,6 +5,7 @@ the replay check, which says whether today's scripts still reproduce a committed
     python evaluate.py results/gridworld --meta-episodes 1024                   # every finished run below
     python evaluate.py results/gridworld --replay                               # match, or where it differs
     python evaluate.py RUN --video run.gif   # MuJoCo: a GIF of two tasks side by side (MUJOCO_GL=egl, offscreen)
+    python evaluate.py ML10_RUN --split test  # ML10: success on the held-out classes, 10 episodes per task
 
 The training logs (`return` in progress.csv) hold the stochastic policy's returns; the paper's curves
 evaluate with the most likely action (the mean for Gaussian policies). This loads a run's final
@@ -33,22 +34,25 @@ import envs
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-def play(agent, vec, obs, K: int, meta_episodes: int, greedy: bool = True, tasks=None, on_step=None):
+def play(agent, vec, obs, K: int, meta_episodes: int, greedy: bool = True, tasks=None, on_step=None, once=False):
     """Run `agent` on `vec` (first observations `obs`) until `meta_episodes` meta-episodes finish; returns
-    their returns (M,), per-inner-episode returns (M, K) and tasks (M, task dim; from `tasks`, the first
-    ones, on). greedy=False samples, one draw per step, like the training rollout (the test compares the
-    two). `on_step(ended, returns so far, inner episode index)` is called after every step (the video's frames)."""
+    their returns (M,), per-inner-episode returns (M, K), tasks (M, task dim; from `tasks`, the first ones, on)
+    and per-inner-episode success flags (M, K; ML10's `info["success"]`, else 0). greedy=False samples, one draw
+    per step, like the training rollout (the test compares the two). `once`: each env's first meta-episode
+    only, in the order of the envs (M = the number of envs; an env that finishes early idles on). `on_step(ended,
+    returns so far, inner episode index)` is called after every step (the video's frames)."""
     space, N = vec.single_action_space, vec.num_envs
     act_dim = 1 if agent.discrete else space.shape[0]
     # The recurrent inputs, as in the training rollout: a new task starts with h = 0 and no previous
     # action or reward; otherwise the previous action and raw reward are fed back.
     h, new_task = torch.zeros(N, agent.encoder.gru.hidden_size), torch.ones(N)
     prev_action, prev_reward = torch.zeros(N, act_dim), torch.zeros(N)
-    meta, eps, ep_index = np.zeros(N), np.zeros((N, K)), np.zeros(N, dtype=int)
-    finished_meta, finished_eps, finished_tasks = [], [], []
+    meta, eps, success, ep_index = np.zeros(N), np.zeros((N, K)), np.zeros((N, K)), np.zeros(N, dtype=int)
+    finished = []  # (env, return, per-episode returns, task, per-episode success) of each finished meta-episode
     tasks = None if tasks is None else np.array(tasks, dtype=float)
+    M = N if once else meta_episodes
     with torch.no_grad():
-        while len(finished_meta) < meta_episodes:
+        while len(finished) < M:
             o = torch.as_tensor(obs, dtype=torch.float32)
             latent, h = agent.encoder(o[None], prev_action[None], prev_reward[None], new_task[None], h)
             dist, _ = agent.heads(latent[0], o)
@@ -64,19 +68,23 @@ def play(agent, vec, obs, K: int, meta_episodes: int, greedy: bool = True, tasks
             r = torch.as_tensor(reward, dtype=torch.float32)
             prev_action, prev_reward, new_task = a_in * (1 - done_t).unsqueeze(1), r * (1 - done_t), done_t
             meta += reward
-            eps[np.arange(N), np.minimum(ep_index, K - 1)] += reward
+            k = np.minimum(ep_index, K - 1)
+            eps[np.arange(N), k] += reward
+            if "success" in info:
+                success[np.arange(N), k] = np.maximum(success[np.arange(N), k], info["success"])
             ep_index += ended | ((obs[:, -1] == 1) if K > 1 else ended)
             if on_step is not None:
                 on_step(ended, meta.copy(), ep_index.copy())
             for i in np.flatnonzero(ended):
-                finished_meta.append(meta[i])
-                finished_eps.append(eps[i].copy())
-                meta[i], eps[i], ep_index[i] = 0.0, 0.0, 0
+                if not (once and any(f[0] == i for f in finished)):
+                    finished.append((i, meta[i], eps[i].copy(), None if tasks is None else tasks[i].copy(),
+                                     success[i].copy()))
+                meta[i], eps[i], success[i], ep_index[i] = 0.0, 0.0, 0.0, 0
                 if tasks is not None:  # the next meta-episode's task is the one the env now reports
-                    finished_tasks.append(tasks[i].copy())
                     tasks[i] = info["task"][i]
-    M = meta_episodes
-    return np.array(finished_meta[:M]), np.array(finished_eps[:M]), np.array(finished_tasks[:M])
+    finished = sorted(finished[:M], key=lambda f: f[0]) if once else finished[:M]
+    return (np.array([f[1] for f in finished]), np.array([f[2] for f in finished]),
+            np.array([f[3] for f in finished if f[3] is not None]), np.array([f[4] for f in finished]))
 
 
 def run_config(run_dir: str):
@@ -111,8 +119,8 @@ def evaluate(run_dir: str, meta_episodes: int = 1024, num_envs: int = 16, seed: 
     spec = envs.get_spec(args.env)
     vec, obs, info = envs.make_vec(args.env, num_envs, seed)
     agent, ckpt = load_agent(run_dir, module, args, vec)
-    finished_meta, finished_eps, tasks = play(agent, vec, obs, spec.episodes_per_task, meta_episodes, greedy=True,
-                                              tasks=info["task"])
+    finished_meta, finished_eps, tasks, _ = play(agent, vec, obs, spec.episodes_per_task, meta_episodes, greedy=True,
+                                                 tasks=info["task"])
     vec.close()
     result = {"method": module.METHOD, "env": args.env, "lr": args.lr, "seed": args.seed,
               "train_update": ckpt["update"], "meta_episodes": int(len(finished_meta)), "eval_seed": seed,
@@ -126,6 +134,59 @@ def evaluate(run_dir: str, meta_episodes: int = 1024, num_envs: int = 16, seed: 
     with open(tmp, "w") as fh:
         json.dump(result, fh, indent=1)
     os.replace(tmp, os.path.join(run_dir, "eval.json"))
+    return result
+
+
+def evaluate_ml10(run_dir: str, splits=("train", "test"), tasks_per_class: int = 5, episodes: int = 10,
+                  num_envs: int = 16, seed: int = 10_000) -> dict:
+    """Figure 16's measure on an ML10 run, written to its eval.json (beside the splits it already holds): on
+    the 10 training classes ("train") and the 5 held-out ones ("test"), `tasks_per_class` variations of each
+    class (drawn with `seed`), deterministic actions for `episodes` inner episodes per task (the reference's
+    10; training plays 2), the GRU keeping its memory across them. Per split: the success fraction of each
+    inner episode (the share of tasks solved in it), their mean (the paper's "success fraction"), the returns,
+    and the same per class."""
+    module, args = run_config(run_dir)
+    path = os.path.join(run_dir, "eval.json")
+    result = {}
+    if os.path.exists(path):  # the other split's numbers stay, if they are of the same final policy
+        with open(path) as fh:
+            result = json.load(fh)
+    for split in splits:
+        probe = envs.make_env("ml10", split=split)
+        rng = np.random.default_rng(seed)
+        chosen = [(name, int(j)) for name, n in probe.classes.items()
+                  for j in sorted(rng.choice(n, min(tasks_per_class, n), replace=False))]
+        vec, _, _ = envs.make_vec("ml10", num_envs, seed, split=split, episodes_per_task=episodes)
+        agent, ckpt = load_agent(run_dir, module, args, vec)
+        if result.get("train_update") != ckpt["update"]:
+            result = {}
+        returns, success = [], []
+        for start in range(0, len(chosen), num_envs):  # a batch of tasks, one per env (the last batch padded)
+            batch = (chosen[start:start + num_envs] * num_envs)[:num_envs]
+            obs = np.stack([env.reset(seed=seed + start + i, options={"task": probe.task_of(*task)})[0]
+                            for i, (env, task) in enumerate(zip(vec.vec.envs, batch))])
+            _, eps, _, solved = play(agent, vec, obs, episodes, num_envs, greedy=True, once=True)
+            n = min(num_envs, len(chosen) - start)
+            returns.extend(eps[:n])
+            success.extend(solved[:n])
+        vec.close()
+        returns, success = np.array(returns), np.array(success)
+        names = np.array([name for name, _ in chosen])
+
+        def measures(rows):
+            return {"success_per_episode": [float(x) for x in success[rows].mean(0)],
+                    "success": float(success[rows].mean()), "return": float(returns[rows].sum(1).mean()),
+                    "return_per_episode": [float(x) for x in returns[rows].mean(0)]}
+
+        result |= {"method": module.METHOD, "env": args.env, "lr": args.lr, "seed": args.seed,
+                   "train_update": ckpt["update"], "eval_seed": seed}
+        result[split] = {"tasks": len(chosen), "tasks_per_class": tasks_per_class, "episodes": episodes,
+                         **measures(np.ones(len(chosen), bool)),
+                         "per_class": {name: measures(names == name) for name in probe.classes}}
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as fh:
+        json.dump(result, fh, indent=1)
+    os.replace(tmp, path)
     return result
 
 
@@ -272,9 +333,17 @@ def main(argv=None):
     parser.add_argument("--video-steps", type=int, default=0, help="--video: at most this many steps (0: a meta-episode)")
     parser.add_argument("--tolerance", type=float, default=1e-3,
                         help="--replay: relative difference allowed in floats (0: identical text)")
+    parser.add_argument("--split", default="train,test", help="ML10: the training classes, the held-out (test) ones, "
+                        "or both (default: train,test)")
+    parser.add_argument("--tasks-per-class", type=int, default=5, help="ML10: variations of each class evaluated")
+    parser.add_argument("--episodes", type=int, default=10, help="ML10: inner episodes per task (training plays 2)")
     args = parser.parse_args(argv)
+    splits = args.split.split(",")
     for ok, msg in ((args.meta_episodes >= 1, "--meta-episodes must be >= 1"), (args.tolerance >= 0, "--tolerance must be >= 0"),
-                    (args.replay_updates >= 1, "--replay-updates must be >= 1"), (args.video_steps >= 0, "--video-steps must be >= 0")):
+                    (args.replay_updates >= 1, "--replay-updates must be >= 1"), (args.video_steps >= 0, "--video-steps must be >= 0"),
+                    (set(splits) <= {"train", "test"} and len(set(splits)) == len(splits),
+                     f"--split {args.split}: choose train, test or train,test"),
+                    (args.tasks_per_class >= 1, "--tasks-per-class must be >= 1"), (args.episodes >= 1, "--episodes must be >= 1")):
         if not ok:
             parser.error(msg)
     torch.set_num_threads(1)
@@ -312,6 +381,12 @@ def main(argv=None):
         parser.error(f"no finished run with a checkpoint.pt under {' '.join(args.paths)} (--all for unfinished)")
     for run in runs:
         try:
+            if run_config(run)[1].env == "ml10":
+                res = evaluate_ml10(run, splits, args.tasks_per_class, args.episodes, seed=args.seed)
+                for split in splits:
+                    per_ep = " / ".join(f"{x:.2f}" for x in res[split]["success_per_episode"])
+                    print(f"{run}: {split} classes, success fraction {res[split]['success']:.3f} (per episode {per_ep})")
+                continue
             res = evaluate(run, args.meta_episodes, seed=args.seed)
         except ValueError as e:
             sys.exit(f"evaluate.py: {e}")

@@ -47,7 +47,7 @@ class Args:
     seed: int = field(default=73, metadata={"help": "seed of torch, numpy and the envs"})
     lr: float = field(default=3e-4, metadata={"help": "Adam learning rate (the paper sweeps 3e-3..3e-5)"})
     total_timesteps: int = field(default=None, metadata={"help": "env frames to train for (1e5 is accepted)"})
-    num_envs: int = field(default=16, metadata={"help": "parallel envs (meta-episodes) per rollout"})
+    num_envs: int = field(default=None, metadata={"help": "parallel envs (meta-episodes) per rollout"})
     num_steps: int = field(default=None, metadata={"help": "rollout length per env per update"})
     update_epochs: int = field(default=None, metadata={"help": "PPO epochs per update"})
     num_minibatches: int = field(default=None, metadata={"help": "minibatches per epoch (of whole env sequences)"})
@@ -59,6 +59,7 @@ class Args:
     max_grad_norm: float = field(default=0.5, metadata={"help": "gradient norm clip, policy and encoder apart"})
     adam_eps: float = field(default=None, metadata={"help": "Adam epsilon of the policy (the encoder's: 1e-8)"})
     anneal_lr: bool = field(default=None, metadata={"help": "decay the learning rate linearly to 0"})
+    reward_clip: float = field(default=None, metadata={"help": "clip of the scaled rewards (ML10: 1e5, in effect none)"})
     gru_size: int = field(default=256, metadata={"help": "GRU units"})
     latent_dim: int = field(default=None, metadata={"help": "L: the encoder's output is a 2L-d latent"})
     latent_embed: int = field(default=None, metadata={"help": "size of z = tanh(Linear(2L-d latent))"})
@@ -80,8 +81,8 @@ class Args:
                                                           "as a kill would (tests, time-boxed sessions)"})
 
 
-PER_ENV = ("total_timesteps", "num_steps", "update_epochs", "num_minibatches", "clip_coef", "ent_coef", "gamma",
-           "gae_lambda", "adam_eps", "anneal_lr", "latent_dim", "latent_embed")
+PER_ENV = ("total_timesteps", "num_envs", "num_steps", "update_epochs", "num_minibatches", "clip_coef", "ent_coef",
+           "gamma", "gae_lambda", "adam_eps", "anneal_lr", "reward_clip", "latent_dim", "latent_embed")
 ON_RESUME = ("total_timesteps", "threads", "log_every", "save_every", "cuda", "cudagraphs", "async_envs",
              "stop_after")  # may change
 
@@ -127,7 +128,9 @@ def parse_args(argv=None) -> Args:
               (args.num_envs > 0, "--num-envs must be > 0"),
               (args.num_steps > 0, "--num-steps must be > 0"), (args.update_epochs > 0, "--update-epochs must be > 0"),
               (args.num_minibatches > 0 and args.num_envs % args.num_minibatches == 0,
-               f"--num-minibatches must divide --num-envs ({args.num_envs}) and be > 0"),
+               f"--num-minibatches must divide --num-envs ({args.num_envs}) and be > 0" if "num_minibatches" in given else
+               f"--num-envs {args.num_envs} does not split into {args.env}'s {args.num_minibatches} minibatches of whole "
+               f"env sequences: choose a multiple of {args.num_minibatches}, or a --num-minibatches that divides it"),
               (all(s.isdigit() and int(s) > 0 for s in args.hidden.split(",")), "--hidden must be sizes > 0 like 256,128"),
               (not size, f"--{size.replace('_', '-')} must be > 0"),
               (args.run_dir is None or not os.path.exists(os.path.join(args.run_dir, "config.json")),
@@ -320,15 +323,15 @@ class Agent(nn.Module):
 # ---------------------------------------------------------------------------------------------------
 # PPO pieces
 # ---------------------------------------------------------------------------------------------------
-def scale_reward(r, ended, disc_return, reward_rms, gamma):
-    """Rewards for PPO: divided by the running std of the discounted return, clipped to [-10, 10]. The
+def scale_reward(r, ended, disc_return, reward_rms, gamma, clip):
+    """Rewards for PPO: divided by the running std of the discounted return, clipped to [-clip, clip]. The
     per-env discounted return `disc_return` is updated in place and restarts after a meta-episode end. numpy
     arrays in and out: it runs every env step, on a few numbers, where torch's per-op dispatch costs ~2x numpy's.
     The square root stays torch's, whose float32 result is not always numpy's (correctly rounded) one."""
     disc_return *= gamma
     disc_return += r
     reward_rms.update(disc_return)
-    norm_r = np.clip(r / torch.sqrt(reward_rms.var.float() + 1e-8).numpy(), -10.0, 10.0)
+    norm_r = np.clip(r / torch.sqrt(reward_rms.var.float() + 1e-8).numpy(), -clip, clip)
     disc_return[ended] = 0.0
     return norm_r
 
@@ -649,7 +652,8 @@ def main(args: Args):
                 next_obs, reward, terminated, truncated, info = vec.step(env_action)
                 ended = terminated | truncated
                 r = torch.as_tensor(reward, dtype=torch.float32)
-                norm_r = torch.from_numpy(scale_reward(r.numpy(), ended, carry["disc_return"], reward_rms, args.gamma))
+                norm_r = torch.from_numpy(scale_reward(r.numpy(), ended, carry["disc_return"], reward_rms, args.gamma,
+                                                          args.reward_clip))
                 a_in = action.float().view(N, act_dim) if agent.discrete else torch.as_tensor(env_action)
                 if truncated.any():  # a time limit is not an end: bootstrap from the last observation
                     idx = np.flatnonzero(truncated)

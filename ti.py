@@ -51,7 +51,7 @@ class Args:
     seed: int = field(default=73, metadata={"help": "seed of torch, numpy and the envs"})
     lr: float = field(default=3e-4, metadata={"help": "Adam learning rate (the paper sweeps 3e-3..3e-5)"})
     total_timesteps: int = field(default=None, metadata={"help": "env frames to train for (1e5 is accepted)"})
-    num_envs: int = field(default=16, metadata={"help": "parallel envs (meta-episodes) per rollout"})
+    num_envs: int = field(default=None, metadata={"help": "parallel envs (meta-episodes) per rollout"})
     num_steps: int = field(default=None, metadata={"help": "rollout length per env per update"})
     update_epochs: int = field(default=None, metadata={"help": "PPO epochs per update"})
     num_minibatches: int = field(default=None, metadata={"help": "minibatches per epoch (of whole env sequences)"})
@@ -63,6 +63,7 @@ class Args:
     max_grad_norm: float = field(default=0.5, metadata={"help": "gradient norm clip of the policy (the VAE's: none)"})
     adam_eps: float = field(default=None, metadata={"help": "Adam epsilon of the policy (the VAE's: 1e-8)"})
     anneal_lr: bool = field(default=None, metadata={"help": "decay the learning rate linearly to 0"})
+    reward_clip: float = field(default=None, metadata={"help": "clip of the scaled rewards (ML10: 1e5, in effect none)"})
     gru_size: int = field(default=256, metadata={"help": "GRU units"})
     latent_dim: int = field(default=None, metadata={"help": "L: the encoder's output is a 2L-d latent"})
     latent_embed: int = field(default=None, metadata={"help": "size of z = tanh(Linear(normalised 2L-d belief))"})
@@ -96,9 +97,9 @@ class Args:
                                                           "as a kill would (tests, time-boxed sessions)"})
 
 
-PER_ENV = ("total_timesteps", "num_steps", "update_epochs", "num_minibatches", "clip_coef", "ent_coef", "gamma",
-           "gae_lambda", "adam_eps", "anneal_lr", "latent_dim", "latent_embed", "kl_weight", "vae_batch", "vae_buffer",
-           "vae_updates", "pretrain_updates")
+PER_ENV = ("total_timesteps", "num_envs", "num_steps", "update_epochs", "num_minibatches", "clip_coef", "ent_coef",
+           "gamma", "gae_lambda", "adam_eps", "anneal_lr", "reward_clip", "latent_dim", "latent_embed", "kl_weight",
+           "vae_batch", "vae_buffer", "vae_updates", "pretrain_updates")
 ON_RESUME = ("total_timesteps", "threads", "log_every", "save_every", "cuda", "cudagraphs", "async_envs",
              "stop_after")  # may change
 # The VAE per env (the reference's): what the decoders reconstruct, their hidden layers and input embeddings
@@ -113,7 +114,7 @@ VAE = {
                    pretrain_updates=563),  # Cheetah-Dir, Cheetah-Vel, Ant-Dir
     "walker": dict(decoders=("state",), hidden=(256, 128), embed=(32, 32), kl_weight=1.0, vae_batch=10,
                    vae_buffer=10_000, vae_updates=1, terms=50, decoded=50, task_hidden=(64, 32), pretrain_updates=563),
-    "mc-ls": dict(decoders=("reward",), hidden=(32, 32), embed=(32, 16), kl_weight=1.0, vae_batch=25,
+    "mc-ls": dict(decoders=("reward",), hidden=(32, 32), embed=(32, 8), kl_weight=1.0, vae_batch=25,
                   vae_buffer=10_000, vae_updates=3, terms=50, decoded=None, task_hidden=(64, 32), pretrain_updates=563),
     "ml10": dict(decoders=("reward", "state"), hidden=(128, 64, 32), embed=(32, 16), kl_weight=1.0,
                  vae_batch=10, vae_buffer=10_000, vae_updates=3, terms=50, decoded=50, task_hidden=(64, 32),
@@ -169,7 +170,9 @@ def parse_args(argv=None) -> Args:
               (args.num_envs > 0, "--num-envs must be > 0"),
               (args.num_steps > 0, "--num-steps must be > 0"), (args.update_epochs > 0, "--update-epochs must be > 0"),
               (args.num_minibatches > 0 and args.num_envs % args.num_minibatches == 0,
-               f"--num-minibatches must divide --num-envs ({args.num_envs}) and be > 0"),
+               f"--num-minibatches must divide --num-envs ({args.num_envs}) and be > 0" if "num_minibatches" in given else
+               f"--num-envs {args.num_envs} does not split into {args.env}'s {args.num_minibatches} minibatches of whole "
+               f"env sequences: choose a multiple of {args.num_minibatches}, or a --num-minibatches that divides it"),
               (all(s.isdigit() and int(s) > 0 for s in args.hidden.split(",")), "--hidden must be sizes > 0 like 256,128"),
               (not size, f"--{size.replace('_', '-')} must be > 0"),
               (args.vae_batch > 0, "--vae-batch must be > 0"), (args.vae_buffer > 0, "--vae-buffer must be > 0"),
@@ -522,15 +525,15 @@ class Agent(nn.Module):
 # ---------------------------------------------------------------------------------------------------
 # PPO pieces
 # ---------------------------------------------------------------------------------------------------
-def scale_reward(r, ended, disc_return, reward_rms, gamma):
-    """Rewards for PPO: divided by the running std of the discounted return, clipped to [-10, 10]. The
+def scale_reward(r, ended, disc_return, reward_rms, gamma, clip):
+    """Rewards for PPO: divided by the running std of the discounted return, clipped to [-clip, clip]. The
     per-env discounted return `disc_return` is updated in place and restarts after a meta-episode end. numpy
     arrays in and out: it runs every env step, on a few numbers, where torch's per-op dispatch costs ~2x numpy's.
     The square root stays torch's, whose float32 result is not always numpy's (correctly rounded) one."""
     disc_return *= gamma
     disc_return += r
     reward_rms.update(disc_return)
-    norm_r = np.clip(r / torch.sqrt(reward_rms.var.float() + 1e-8).numpy(), -10.0, 10.0)
+    norm_r = np.clip(r / torch.sqrt(reward_rms.var.float() + 1e-8).numpy(), -clip, clip)
     disc_return[ended] = 0.0
     return norm_r
 
@@ -878,7 +881,8 @@ def main(args: Args):
                 next_obs, reward, terminated, truncated, info = vec.step(env_action)
                 ended = terminated | truncated
                 r = torch.as_tensor(reward, dtype=torch.float32)
-                norm_r = torch.from_numpy(scale_reward(r.numpy(), ended, carry["disc_return"], reward_rms, args.gamma))
+                norm_r = torch.from_numpy(scale_reward(r.numpy(), ended, carry["disc_return"], reward_rms, args.gamma,
+                                                          args.reward_clip))
                 a_in = action.float().view(N, act_dim) if agent.discrete else torch.as_tensor(env_action)
                 if truncated.any():  # a time limit is not an end: bootstrap from the last observation
                     idx = np.flatnonzero(truncated)

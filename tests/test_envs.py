@@ -274,46 +274,110 @@ def test_walker_two_inner_episodes():
 
 
 # --------------------------------------------------------------------------------- MC-LS
-def mcls(signal):
+def mcls(signal, seed=0):
     env = envs.make_env("mc-ls")
-    env.reset(seed=0, options={"task": [signal]})
+    env.reset(seed=seed, options={"task": [signal]})
     return env
 
 
-def run_rooms(env, correct=True):
-    assert env.step(1)[1] == pytest.approx(0.1)  # leave the signal room: progress
-    total = 0.0
-    for k in range(16):
-        left = env.columns[k] == 0
-        side = 0 if left == correct else 2
-        total += env.step(side)[1]
-        total += env.step(1)[1]
-    return total
+def best_action(env, correct=True):
+    """The reference's scripted solver (mine_maze.py --solve): right out of the signal cell; in a room forward to
+    (0,1), to the column's correct side (diamond left, iron right; `correct=False`: the other), forward twice,
+    back to the middle, forward; at the junction the turn the signal asks for (green: right)."""
+    if env.phase == 0:
+        return 2
+    if env.phase == 2:
+        return 2 if env.task[0] == 1 else 0
+    left = (env.room_types[env.room] == 0) == correct
+    return {(0, 1): 0 if left else 2, (-1, 3): 2, (1, 3): 0}.get((env.x, env.y), 1)
 
 
-@pytest.mark.parametrize("signal,turn,expected", [(1, 0, 4.0), (1, 2, -3.0), (0, 2, 4.0), (0, 0, -3.0)])
-def test_mcls_rewards(signal, turn, expected):
+def play_inner(env, policy):
+    """One inner episode: its steps, return and the last step's (terminated, truncated, flag)."""
+    steps, total = 0, 0.0
+    while True:
+        obs, r, term, trunc, _ = env.step(policy(env))
+        steps, total = steps + 1, total + r
+        if obs[-1] == 1 or term or trunc:
+            return steps, total, (term, trunc, obs[-1])
+
+
+@pytest.mark.parametrize("signal", [0, 1])
+def test_mcls_optimal_episode_is_98_steps_with_return_13_7(signal):
+    # the reference's optimum: 1 + 16 * 6 + 1 steps; 81 progress moves + 16 correct checks at 0.1, then +4
     env = mcls(signal)
-    # in the 16 rooms: +0.1 for each forward step into the next room, +0.1 for each correct side
-    assert run_rooms(env, correct=True) == pytest.approx(16 * 0.1 + 16 * 0.1)
-    obs, r, term, trunc, _ = env.step(turn)
-    assert r == expected and obs[-1] == 1 and not term  # the first inner episode ends: flag set
-    assert run_rooms(env, correct=False) == pytest.approx(16 * 0.1)  # the wrong side: progress only
-    *_, r, term, trunc, _ = env.step(turn)
-    assert r == expected and term and not trunc
+    steps, total, end = play_inner(env, best_action)
+    assert steps == 98 and total == pytest.approx(13.7) and end == (False, False, 1)  # the first of 2 episodes
+    steps, total, end = play_inner(env, best_action)  # the second: the meta-episode ends (terminal)
+    assert steps == 98 and total == pytest.approx(13.7) and end == (True, False, 1)
 
 
-def test_mcls_timeout_200_and_views_differ():
+@pytest.mark.parametrize("signal,turn,expected", [(1, 2, 4.0), (1, 0, -3.0), (0, 0, 4.0), (0, 2, -3.0)])
+def test_mcls_final_turn_pays_by_the_signal_and_wrong_sides_pay_nothing(signal, turn, expected):
+    env = mcls(signal)
+    wrong = lambda e: turn if e.phase == 2 else best_action(e, correct=False)  # noqa: E731
+    steps, total, _ = play_inner(env, wrong)
+    assert steps == 98 and total == pytest.approx(8.1 + expected)  # the 16 checks on the wrong side pay 0
+
+
+def test_mcls_forbidden_moves_change_nothing():
+    # every position allows only the moves of the reference's walls; the others leave everything as it was
+    env = mcls(1)
+    probed = set()
+    while True:
+        allowed = {best_action(env)} | ({0, 2} if (env.phase, env.x, env.y) in ((1, 0, 1), (2, 0, 0)) else set())
+        if env.phase != 1 or len(probed) < 10:  # the signal cell, rooms until all 9 positions were seen, the junction
+            for a in sorted({0, 1, 2} - allowed):
+                before, view = env.get_inner_state(), env._view().copy()
+                obs, r, term, trunc, _ = env.step(a)
+                assert r == 0.0 and not term and not trunc, (env.phase, env.x, env.y, a)
+                np.testing.assert_array_equal(obs[:-1], view)
+                assert_same_state(env.get_inner_state(), before)
+                probed.add((env.phase, env.x, env.y))
+        if env.phase == 2:
+            break
+        env.step(best_action(env))
+    assert len(probed) == 1 + 9 + 1  # the signal cell, the 9 positions of a room, the junction (forward)
+
+
+def test_mcls_timeout_is_a_terminal_step_at_200():
     env = mcls(0)
-    obs0 = env.reset(seed=0, options={"task": [0]})[0]
-    obs1 = env.reset(seed=0, options={"task": [1]})[0]
-    assert obs0.shape == (301,)
-    assert np.abs(obs0 - obs1).mean() > 0.05  # red and green signals look different
     for t in range(400):
-        *_, term, trunc, _ = env.step(0)  # never moves forward
+        obs, r, term, trunc, _ = env.step(0)  # left: never leaves the signal cell
+        assert r == 0.0
+        if obs[-1] == 1 or term or trunc:
+            break
+    assert t == 199 and obs[-1] == 1 and not term  # the first inner episode ends at step 200
+    for t in range(400):
+        *_, term, trunc, _ = env.step(1)
         if term or trunc:
             break
-    assert t == 399 and trunc and not term
+    assert t == 199 and term and not trunc  # no time-limit truncation: a terminal step, as the reference
+
+
+def test_mcls_views_are_fixed_and_distinct():
+    # no noise: the same position always looks the same; every (phase, room type, position) has its own view
+    a, b = mcls(1, seed=0), mcls(1, seed=5)
+    np.testing.assert_array_equal(a._view(), b._view())
+    red, green = mcls(0)._view(), a._view()
+    assert np.abs(red - green).mean() > 0.1
+    views = {}
+    for seed in range(6):  # walk the optimal path in several room layouts; record each state's view
+        env = mcls(seed % 2, seed)
+        obs = env._view()
+        while True:
+            key = (env.phase, int(env.task[0]) if env.phase == 0 else 0,
+                   int(env.room_types[env.room]) if env.phase == 1 else 0, env.x, env.y)
+            views.setdefault(key, obs.copy())
+            np.testing.assert_array_equal(views[key], obs[:300])  # identical views for identical positions
+            obs, _, term, trunc, _ = env.step(best_action(env))
+            obs = obs[:300]
+            if env._episode == 1 or term:
+                break
+    assert len(views) == 2 + 2 * 6 + 1  # both signals, six positions of each room type on the path, the junction
+    all_views = list(envs.MCLSEnv.VIEWS.values())
+    assert len(all_views) == 21 and all(v.shape == (300,) and v.min() >= -1 and v.max() <= 1 for v in all_views)
+    assert len({v.tobytes() for v in all_views}) == 21
 
 
 # --------------------------------------------------------------------------------- seeding, checkpoints
@@ -404,27 +468,49 @@ def test_task_round_trip(name):
         if name == "ml10":  # the same Meta-World class and parametric variation (object and goal positions)
             assert type(other.current) is type(env.current)
             np.testing.assert_array_equal(other.current._last_rand_vec, env.current._last_rand_vec)
-        elif name != "mc-ls":  # (MC-LS views carry fresh noise)
+        else:
             np.testing.assert_array_equal(obs2, obs)
 
 
-def test_ml10_success_is_held_within_an_inner_episode_and_reaches_the_vector_env(monkeypatch):
-    # A fake solver: Meta-World reports success on steps 10-12 of the second inner episode only.
-    real = envs.ML10Env.step_inner
+def succeed_at(env, steps):
+    """Make env's Meta-World env report success at these steps of the meta-episode (1-based), never elsewhere."""
+    real, count = env.current.step, [0]
 
-    def step_inner(self, action):
-        obs, reward, fell = real(self, action)
-        if self._episode == 1 and 10 <= self._t + 1 <= 12:
-            self._solved = self.solved = 1.0
-        return obs, reward, fell
+    def step(action):
+        obs, reward, terminated, truncated, info = real(action)
+        count[0] += 1
+        return obs, reward, terminated, truncated, info | {"success": float(count[0] in steps)}
 
-    monkeypatch.setattr(envs.ML10Env, "step_inner", step_inner)
+    env.current.step = step
+
+
+def test_ml10_success_ends_the_inner_episode_and_the_next_one_plays_the_same_task():
+    env = envs.make_env("ml10")
+    _, info = env.reset(seed=0)
+    task, mw = info["task"], env.current
+    succeed_at(env, {7, 7 + 12})
+    for t in range(1, 8):
+        obs, _, term, trunc, step_info = env.step(np.zeros(4, np.float32))
+    assert obs[-1] == 1 and not term and not trunc and step_info["success"] == 1.0  # episode 1 ended at step 7
+    assert env._episode == 1 and env._t == 0 and env.current is mw and mw._last_rand_vec is not None
+    np.testing.assert_array_equal(step_info["task"], task)  # the same task goes on
+    np.testing.assert_allclose(obs[:-1], mw._get_obs(), rtol=1e-6)  # from the next episode's first observation
+    for t in range(1, 13):
+        obs, _, term, trunc, step_info = env.step(np.zeros(4, np.float32))
+        assert step_info["success"] == float(t == 12)
+    assert term and not trunc  # success in the last inner episode ends the meta-episode as a terminal step
+
+
+def test_ml10_success_reaches_the_vector_env_at_inner_and_meta_episode_ends():
     vec, _, _ = envs.make_vec("ml10", 2, 0)
-    flags = []
-    for t in range(1000):
+    for env in vec.vec.envs:
+        succeed_at(env, {10, 500 + 3})  # env 0 and 1 alike: episode 1 ends at step 10, episode 2 at its step 493
+    flags, ends = [], []
+    for t in range(10 + 500):
         obs, _, term, trunc, info = vec.step(np.zeros((2, 4), np.float32))
         flags.append(info["success"].copy())
-    flags = np.array(flags)
-    assert not flags[:509].any()  # the whole first inner episode, and the second until its 10th step
-    assert flags[509:].all()  # held to the end; the last one reaches us through gymnasium's final_info
-    assert trunc.all() and (obs[:, -1] == 0).all()  # the meta-episodes ended and new ones began
+        ends.append(term | trunc)
+    flags, ends = np.array(flags), np.array(ends)
+    assert (np.flatnonzero(flags[:, 0]) == [9, 502]).all() and (flags[:, 0] == flags[:, 1]).all()
+    assert (np.flatnonzero(ends[:, 0]) == [502]).all()  # the meta-episode ended at the second success, terminal
+    assert not trunc.any()

@@ -40,7 +40,7 @@ def test_play_feeds_the_recurrent_inputs_like_the_training_rollout(tmp_path, mon
     vec, obs, _ = envs.make_vec("gridworld", args.num_envs, args.seed)
     agent = rnn.Agent(vec.single_observation_space.shape[0], vec.single_action_space, envs.get_spec("gridworld"), args)
     mode = "play"
-    meta, eps, _ = evaluate.play(agent, vec, obs, 4, args.num_envs, greedy=False)
+    meta, eps, _, _ = evaluate.play(agent, vec, obs, 4, args.num_envs, greedy=False)
     assert len(seen["play"]) == 60
     for t in range(60):
         assert torch.allclose(seen["train"][t], seen["play"][t], atol=1e-6), f"latent differs at step {t}"
@@ -198,3 +198,31 @@ def test_video_of_a_10_step_clip(cheetah_run, tmp_path, offscreen_gl):
 
     with Image.open(gif) as im:
         assert im.format == "GIF" and im.n_frames == 6 and im.size == (512, 192)  # 11 frames, every 2nd; two tasks
+
+
+def test_ml10_split_evaluation_counts_success_per_episode_and_class(tmp_path, monkeypatch):
+    # A tiny rnn_hn run on ML10, evaluated on the 5 held-out classes: Meta-World is made to report success at
+    # step 5 of the second inner episode for door-close only, so the fractions are known: class door-close
+    # [0, 1, 0], the others [0, 0, 0]; over the split [0, 0.2, 0] with mean 0.2 / 3.
+    import rnn_hn
+
+    rnn_hn.main(rnn_hn.parse_args(["--env", "ml10", "--num-steps", "20", "--total-timesteps", "160",
+                                   "--run-dir", str(tmp_path / "run")]))
+    real = envs.ML10Env.step_inner
+
+    def step_inner(self, action):
+        obs, reward, _ = real(self, action)
+        name = self._names[int(self.task[:-1].argmax())]
+        self.solved = float(name == "door-close-v3" and self._episode == 1 and self._t + 1 == 5)
+        return obs, reward, self.solved > 0 or self._t + 1 == 8  # inner episodes of 8 steps keep the test short
+
+    monkeypatch.setattr(envs.ML10Env, "step_inner", step_inner)
+    res = evaluate.evaluate_ml10(str(tmp_path / "run"), splits=("test",), tasks_per_class=2, episodes=3, num_envs=4)
+    test = res["test"]
+    assert test["tasks"] == 10 and test["episodes"] == 3 and len(test["return_per_episode"]) == 3
+    assert set(test["per_class"]) == set(envs.make_env("ml10", split="test").classes) and len(test["per_class"]) == 5
+    assert not set(test["per_class"]) & set(envs.make_env("ml10").classes)  # held-out: no training class
+    assert test["per_class"]["door-close-v3"]["success_per_episode"] == [0.0, 1.0, 0.0]
+    assert all(c["success_per_episode"] == [0.0, 0.0, 0.0] for n, c in test["per_class"].items() if n != "door-close-v3")
+    assert test["success_per_episode"] == pytest.approx([0.0, 0.2, 0.0]) and test["success"] == pytest.approx(0.2 / 3)
+    assert json.loads((tmp_path / "run" / "eval.json").read_text())["test"] == test and "train" not in res

@@ -4,6 +4,7 @@ bootstrap time limits once, resume exactly, survive Ctrl-C and kills, reject bad
 The three scripts (rnn.py, rnn_s.py, rnn_hn.py) share these tests; each has its own learning threshold."""
 
 import csv
+import dataclasses
 import importlib
 import json
 import os
@@ -140,8 +141,9 @@ def test_every_env_rollout_and_update_agree(method, env, tmp_path, monkeypatch):
     # meta-episodes mid-rollout, and Ant-Dir and Walker end some by falls.
     mod = importlib.import_module(method)
     ratios = record_ratios(monkeypatch, mod)
+    fit = ["--num-minibatches", "4"] if 4 % envs.get_spec(env).num_minibatches else []  # (ML10: 8 minibatches)
     _, args, summary = run(method, "--env", env, "--num-envs", "4", "--num-steps", "50", "--total-timesteps", "400",
-                           tmp_path=tmp_path)
+                           *fit, tmp_path=tmp_path)
     per_update = args.update_epochs * args.num_minibatches
     assert summary["updates"] == 2 and len(ratios) == 2 * per_update
     for first in (ratios[0], ratios[per_update]):
@@ -521,3 +523,30 @@ def test_bf16_without_bf16_units_says_so_and_runs_fp32(tmp_path, monkeypatch, ca
     run("rnn", "--total-timesteps", "960", "--threads", "1", "--precision", "bf16", tmp_path=tmp_path)
     assert "--precision bf16: this CPU has no bf16 matrix units; running fp32" in capsys.readouterr().out
     assert json.loads((tmp_path / "run" / "config.json").read_text())["precision"] == "fp32"
+
+
+@pytest.mark.parametrize("method", ALL)
+def test_every_script_takes_num_envs_and_reward_clip_from_the_env(method, monkeypatch, tmp_path):
+    # per-env settings (ML10: 8 envs, scaled rewards clipped at 1e5) reach the rollout of every script
+    spec = envs.ENVS["gridworld"]
+    monkeypatch.setitem(envs.ENVS, "gridworld", dataclasses.replace(spec, num_envs=4, num_minibatches=2, reward_clip=0.25))
+    mod = importlib.import_module(method)
+    seen, real = [], mod.scale_reward
+
+    def spy(r, ended, disc_return, reward_rms, gamma, clip):
+        out = real(r, ended, disc_return, reward_rms, gamma, clip)
+        seen.append((len(r), clip, float(np.abs(out).max())))
+        return out
+
+    monkeypatch.setattr(mod, "scale_reward", spy)
+    mod.main(mod.parse_args(["--env", "gridworld", "--total-timesteps", "240", "--run-dir", str(tmp_path / "run")]))
+    assert len(seen) == 60 and {(n, clip) for n, clip, _ in seen} == {(4, 0.25)}
+    assert max(m for *_, m in seen) == 0.25  # clipped there
+    for name in ("ml10", "mc-ls"):  # and the flags still override them
+        args = mod.parse_args(["--env", name])
+        spec = envs.get_spec(name)
+        assert (args.num_envs, args.num_steps, args.reward_clip, args.ent_coef) == \
+            (spec.num_envs, spec.num_steps, spec.reward_clip, spec.ent_coef)
+    args = mod.parse_args(["--env", "ml10", "--num-envs", "16", "--reward-clip", "10"])
+    assert (args.num_envs, args.reward_clip) == (16, 10.0)
+

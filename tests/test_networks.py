@@ -155,7 +155,7 @@ def test_reward_scaling_against_an_independent_computation(method):
     rewards[50, 0] = 500.0  # a huge reward: clipped to 10 (the running std is still small)
     ended = rng.random((T, N)) < 0.05
     rms, disc = mod.RunningMeanStd(), np.zeros(N, dtype=np.float32)
-    got = np.stack([mod.scale_reward(rewards[t], ended[t], disc, rms, gamma) for t in range(T)])
+    got = np.stack([mod.scale_reward(rewards[t], ended[t], disc, rms, gamma, 10.0) for t in range(T)])
     # Independently: the discounted return of each env restarts after a meta-episode end; each step divides
     # by the std of every discounted return seen so far, this step's included.
     seen, ret, expected = [], np.zeros(N), np.zeros((T, N))
@@ -180,7 +180,7 @@ def test_reward_scaling_in_numpy_gives_the_numbers_of_the_torch_version(method):
     for t in range(3000):
         r = torch.as_tensor(rng.normal(rng.normal(), 3.0, N) * (1 + 100 * (t % 997 == 0)), dtype=torch.float32)
         ended = rng.random(N) < 0.005
-        got = mod.scale_reward(r.numpy(), ended, disc, rms, gamma)
+        got = mod.scale_reward(r.numpy(), ended, disc, rms, gamma, 10.0)
         ref_disc.mul_(gamma).add_(r)
         ref.update(ref_disc)
         expected = (r / torch.sqrt(ref.var.float() + 1e-8)).clamp(-10.0, 10.0)
