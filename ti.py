@@ -71,7 +71,8 @@ class Args:
     hidden: str = field(default="256,128", metadata={"help": "hidden layer sizes of the policy"})
     naive: bool = field(default=False, metadata={"help": "TI Naive: no pre-training, regress the raw task c_M"})
     pretrain_updates: int = field(default=None, metadata={"help": "PPO updates of multi-task pre-training on g "
-                                                                  "(default: per env; 0 with --naive)"})
+                                                                  "(default: the paper's share of the run, per env; 0 "
+                                                                  "with --naive)"})
     recon_coef: float = field(default=1.0, metadata={"help": "weight of VariBAD's reconstruction term (0: the "
                                                              "paper text's TI)"})
     task_coef: float = field(default=1.0, metadata={"help": "lambda, the weight of the task-inference term"})
@@ -164,6 +165,8 @@ def parse_args(argv=None) -> Args:
     for name in PER_ENV:
         if getattr(args, name) is None:
             setattr(args, name, vae_settings(args.env)[name] if name in VAE_FLAGS else getattr(spec, name))
+    if "pretrain_updates" not in given:  # the paper's count at its budget; at another budget the same share of it
+        args.pretrain_updates = round(args.pretrain_updates * args.total_timesteps / spec.total_timesteps)
     size = next((k for k in ("gru_size", "latent_dim", "latent_embed", "state_embed") if getattr(args, k, 1) <= 0), "")
     checks = operational_checks(args) + [
               (0 < args.lr < math.inf, "--lr must be a finite number > 0"), (args.seed >= 0, "--seed must be >= 0"),

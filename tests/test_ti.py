@@ -43,6 +43,18 @@ def record_heads(monkeypatch, mod):
 
 
 @pytest.mark.parametrize("mod", [ti_pp_hn, ti])
+def test_pre_training_keeps_the_papers_share_of_the_run(mod):
+    # The paper: 563 updates of 75e6 frames on MuJoCo (4.8% of Cheetah's updates, 2.4% of Walker's), 100 of 4e6 on
+    # the grids. A shorter run keeps that share, not the count: 563 updates would be 36% of a 1e7-frame Cheetah run.
+    for env, frames, updates in (("cheetah-dir", None, 563), ("cheetah-dir", 1e7, 75), ("walker", 1e7, 75),
+                                 ("walker", None, 563), ("ant-dir", 1e7, 75), ("gridworld", None, 100),
+                                 ("gridworld", 2e6, 50)):
+        argv = ["--env", env] + ([] if frames is None else ["--total-timesteps", f"{frames:g}"])
+        assert mod.parse_args(argv).pretrain_updates == updates, (env, frames)
+    assert mod.parse_args(["--env", "walker", "--total-timesteps", "1e7", "--pretrain-updates", "9"]).pretrain_updates == 9
+
+
+@pytest.mark.parametrize("mod", [ti_pp_hn, ti])
 def test_phase_switch_after_exactly_n_updates_and_g_frozen_after(mod, tmp_path, monkeypatch):
     calls = record_heads(monkeypatch, mod)
     run(mod, *SMALL, "--pretrain-updates", "3", "--total-timesteps", str(6 * 240), tmp_path=tmp_path)
