@@ -9,8 +9,9 @@
 Reads run folders (those with progress.csv and config.json), groups the finished ones (summary.json)
 by env and method (`rnn_hn-kaiming` for the Kaiming ablation) and learning rate, counting each seed
 once, picks each method's best learning rate as the paper did (highest seed-mean of the average return
-over the whole curve), smooths each curve with a trailing moving average over 10% of its points, and
-writes to --out (runs in progress are drawn apart, dotted, one line each, and listed in the table):
+over the whole curve; the TI methods' curves start at their first meta-training update, since their
+multi-task pre-training is told the task), smooths each curve with a trailing moving average over 10% of
+its points, and writes to --out (runs in progress are drawn apart, dotted, one line each, and listed in the table):
   returns.png      mean meta-episode return vs frames, one panel per env (dashed: Bayes-optimal, when
                    results/bayes_optimal.json beside this file has the env)
   grad_norm.png    latent gradient norm vs frames (the paper's Figure 11)
@@ -133,7 +134,10 @@ def load_runs(paths, finished=False, frames=None):
         if not rows or (finished and not done):
             continue
         method = label(cfg, folder)
-        col = lambda k: np.array([r.get(k, np.nan) for r in rows])  # noqa: E731
+        # The TI methods' multi-task pre-training is told the task: its returns (and its zero latent gradients) are
+        # not meta-RL's, so curves, whole-curve means and the lr rule start at the first meta-training update.
+        pre = lambda r, k: r.get("pretraining") == 1 and (k == "latent_grad_norm" or k.startswith("return"))  # noqa: E731
+        col = lambda k: np.array([np.nan if pre(r, k) else r.get(k, np.nan) for r in rows])  # noqa: E731
         eps = sorted((k for k in rows[0] if k.startswith("return_ep")), key=lambda k: int(k[9:]))
         greedy, greedy_parts = None, {}
         if os.path.exists(os.path.join(folder, "eval.json")) and not (frames and went_past):  # not the final policy

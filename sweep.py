@@ -26,7 +26,8 @@ Runs start seed by seed (every method's seed 73, then seed 20, ...), so partial 
 
 `--lrs best:A,B,C` applies the paper's rule to pilots already in --pilots (default --out; a folder of their
 own keeps the pilots that made the pick apart from the long runs): per env and method, the candidate
-lr with the highest mean training return over the whole curve, averaged over seeds. Only seeds finished at
+lr with the highest mean training return over the whole curve (from the first meta-training update: the TI
+methods' multi-task pre-training is told the task), averaged over seeds. Only seeds finished at
 every candidate count, and every curve is cut to the updates all of them have, so that extending the
 winner or adding seeds at it never changes the pick. An env and method whose pilots are not all finished
 is left out, with a line saying which run is missing. A run new to --out whose pilot (the same name in
@@ -124,16 +125,24 @@ def best_lr(out: str, env: str, method: str, lrs):
             d = os.path.join(out, name)
             if re.fullmatch(re.escape(prefix) + r"\d+", name) and all(
                     os.path.exists(os.path.join(d, f)) for f in ("summary.json", "progress.csv")):
-                with open(os.path.join(d, "progress.csv")) as fh:
-                    curves[lr][name[len(prefix):]] = [float(r["return"]) for r in csv.DictReader(fh) if r["return"]]
+                with open(os.path.join(d, "progress.csv")) as fh:  # (None: no meta-RL return in that update)
+                    curves[lr][name[len(prefix):]] = [meta_rl_return(r) for r in csv.DictReader(fh)]
         if not curves[lr]:
             return None, f"no finished run {os.path.join(out, prefix)}* yet"
     seeds = set.intersection(*(set(c) for c in curves.values()))
     if not seeds:
         return None, "no seed finished at every candidate lr yet"
     n = min(len(c[seed]) for c in curves.values() for seed in seeds)
-    score = {lr: sum(sum(c[seed][:n]) / n for seed in seeds) / len(seeds) for lr, c in curves.items()}
+    mean = lambda xs: sum(xs) / len(xs) if xs else float("-inf")  # noqa: E731
+    score = {lr: sum(mean([x for x in c[seed][:n] if x is not None]) for seed in seeds) / len(seeds)
+             for lr, c in curves.items()}
     return max(lrs, key=score.get), score
+
+
+def meta_rl_return(row):
+    """The training return of a progress.csv row, or None where there is none or it is not a meta-RL return: the
+    multi-task pre-training of the TI methods is told the task (plot.py leaves those updates out too)."""
+    return float(row["return"]) if row["return"] and row.get("pretraining") not in ("1", "1.0") else None
 
 
 def grid(args):

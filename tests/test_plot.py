@@ -257,3 +257,32 @@ def test_seeds_of_different_lengths_are_flagged(tmp_path, capsys):
     assert "runs of 1.92e+04 to 4.8e+04 frames pooled" in capsys.readouterr().err
     plot.main([str(tmp_path), "--out", str(tmp_path), "--bayes", str(tmp_path / "none.json"), "--frames", "19200"])
     assert "| 3 | 1.92e+04 |" in (tmp_path / "summary.md").read_text()
+
+
+def test_pre_training_updates_are_left_out_of_curves_scores_and_the_lr_rule(tmp_path):
+    # TI's multi-task pre-training is told the task: its high returns must not count as meta-RL. Here the lr
+    # whose pre-training scores 100 would win if counted; after it, 1e-3's meta-training is the better.
+    import subprocess
+    import sys
+
+    for lr, pre, after in ((1e-3, 0.0, 2.0), (3e-4, 100.0, 1.0)):
+        folder = tmp_path / f"gridworld__ti__lr{lr:g}__s73"
+        folder.mkdir()
+        (folder / "summary.json").write_text(json.dumps({"updates": 20}))
+        (folder / "checkpoint.pt").write_text("")
+        json.dump({"env": "gridworld", "method": "ti", "lr": lr, "seed": 73}, open(folder / "config.json", "w"))
+        with open(folder / "progress.csv", "w") as fh:
+            fh.write("update,global_step,return,return_ep1,latent_grad_norm,pretraining\n")
+            for u in range(1, 21):
+                fh.write(f"{u},{u * 960},{pre if u <= 5 else after},{pre if u <= 5 else after},"
+                         f"{0 if u <= 5 else 1},{int(u <= 5)}\n")
+    runs = plot.load_runs([str(tmp_path)])
+    assert plot.best_lr(runs) == {("gridworld", "ti"): 1e-3}
+    assert all(np.isnan(r["return"][:5]).all() and np.isnan(r["grad"][:5]).all() for r in runs)
+    scores, _ = plot.lr_scores(runs)[("gridworld", "ti")]
+    assert scores == {1e-3: [2.0], 3e-4: [1.0]}
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # sweep.py's rule is the same
+    p = subprocess.run([sys.executable, "sweep.py", "--scripts", "ti", "--envs", "gridworld", "--lrs", "best:1e-3,3e-4",
+                        "--seeds", "73", "--out", str(tmp_path), "--no-gpu", "--dry-run"], cwd=root, capture_output=True,
+                       text=True)
+    assert p.stdout.splitlines()[0] == "--lrs best: gridworld ti at 0.001 (whole-curve mean return: 0.001 2.0, 0.0003 1.0)"
