@@ -161,7 +161,8 @@ def test_ti_naive_regresses_the_true_goal(tmp_path, monkeypatch):
 # Learning. TI++HN on Grid-World, seed 73, lr 1e-3, 20 updates (19,200 frames, all in multi-task
 # pre-training, the task told): measured -0.42 (+14.4 after 48 updates); with shuffled rewards -3.90.
 # TI Naive on Grid-World Dense, 48 updates: measured -35.6; shuffled -41.1 (see test_vi.py for why Dense).
-LEARN = {"ti_pp_hn": (["--env", "gridworld", "--seed", "73", "--lr", "1e-3", "--total-timesteps", "19200"], -2.0),
+LEARN = {"ti_pp_hn": (["--env", "gridworld", "--seed", "73", "--lr", "1e-3", "--total-timesteps", "19200",
+                      "--pretrain-updates", "100"], -2.0),
          "ti": (["--env", "gridworld-dense", "--seed", "73", "--lr", "1e-3", "--total-timesteps", "46080", "--naive"], -38.0)}
 
 
