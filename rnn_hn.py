@@ -84,135 +84,9 @@ class Args:
                                                           "as a kill would (tests, time-boxed sessions)"})
 
 
-PER_ENV = ("total_timesteps", "num_envs", "num_steps", "update_epochs", "num_minibatches", "clip_coef", "ent_coef",
-           "gamma", "gae_lambda", "adam_eps", "anneal_lr", "reward_clip", "latent_dim", "latent_embed", "state_embed")
-ON_RESUME = ("total_timesteps", "threads", "log_every", "save_every", "cuda", "cudagraphs", "async_envs",
-             "stop_after")  # may change
-
-
-def _int(text):
-    try:
-        value = float(text)  # so that 1e5 is accepted
-    except ValueError:
-        value = math.nan
-    if not value.is_integer():
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}")
-    return int(value)
-
-
-def _bool(text):
-    if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
-        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-    return text.lower() in ("true", "1", "yes")
-
-
-def parse_args(argv=None) -> Args:
-    # Unset flags stay out of the namespace (SUPPRESS): the dataclass gives defaults, --resume sees what was set.
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], argument_default=argparse.SUPPRESS)
-    # A bad flag is one line naming the allowed values, not a usage block.
-    parser.error = lambda msg: parser.exit(2, f"{parser.prog}: error: {msg}\n")
-    for f in dataclasses.fields(Args):
-        kind = {"bool": _bool, "int": _int, "float": float}.get(f.type, str)
-        default = "per env" if f.name in PER_ENV else f.default
-        text = f.metadata["help"] + ("" if default is None or "default" in f.metadata["help"] else f" (default: {default})")
-        extra = dict(nargs="?", const=True) if kind is _bool else dict(choices=f.metadata.get("choices"))
-        parser.add_argument("--" + f.name.replace("_", "-"), type=kind, help=text, **extra)
-    given = vars(parser.parse_args(argv))
-    if "resume" in given:
-        return resume_args(parser, given)
-    args = Args(**given)
-    spec = envs.get_spec(args.env)
-    for name in PER_ENV:
-        if getattr(args, name) is None:
-            setattr(args, name, getattr(spec, name))
-    size = next((k for k in ("gru_size", "latent_dim", "latent_embed", "state_embed") if getattr(args, k, 1) <= 0), "")
-    checks = operational_checks(args) + [
-              (0 < args.lr < math.inf, "--lr must be a finite number > 0"), (args.seed >= 0, "--seed must be >= 0"),
-              (args.num_envs > 0, "--num-envs must be > 0"),
-              (args.num_steps > 0, "--num-steps must be > 0"), (args.update_epochs > 0, "--update-epochs must be > 0"),
-              (args.num_minibatches > 0 and args.num_envs % args.num_minibatches == 0,
-               f"--num-minibatches must divide --num-envs ({args.num_envs}) and be > 0" if "num_minibatches" in given else
-               f"--num-envs {args.num_envs} does not split into {args.env}'s {args.num_minibatches} minibatches of whole "
-               f"env sequences: choose a multiple of {args.num_minibatches}, or a --num-minibatches that divides it"),
-              (all(s.isdigit() and int(s) > 0 for s in args.hidden.split(",")), "--hidden must be sizes > 0 like 256,128"),
-              (not size, f"--{size.replace('_', '-')} must be > 0"),
-              (args.run_dir is None or not os.path.exists(os.path.join(args.run_dir, "config.json")),
-               f"--run-dir {args.run_dir} already holds a run: continue it with --resume {args.run_dir}, "
-               f"or choose another folder")]
-    for ok, msg in checks:
-        if not ok:
-            parser.error(msg)
-    if args.lr > 0.1:
-        print(f"warning: --lr {args.lr:g} is far above the paper's range (3e-5 to 3e-3); expect no learning", file=sys.stderr)
-    return args
-
-
-def operational_checks(args):
-    """(ok, message) for the flags that may also change on --resume."""
-    return [(args.total_timesteps > 0, "--total-timesteps must be > 0"), (args.threads > 0, "--threads must be > 0"),
-            (args.log_every > 0, "--log-every must be > 0"), (args.save_every >= 0, "--save-every must be >= 0"),
-            (args.stop_after >= 0, "--stop-after must be >= 0"),
-            (not args.cuda or torch.cuda.is_available(), "--cuda: no CUDA device is available here (--cuda false: CPU)"),
-            (not args.cudagraphs or args.cuda, "--cudagraphs needs --cuda")]
-
-
-def resume_args(parser, given) -> Args:
-    """--resume RUN_DIR: the run's own settings from its config.json; only the ON_RESUME flags may change."""
-    run_dir = given.pop("resume")
-    fixed = [k for k in given if k not in ON_RESUME]
-    if fixed:
-        parser.error(f"--{fixed[0].replace('_', '-')} cannot change when resuming (the run keeps its settings); "
-                     f"allowed with --resume: {', '.join('--' + k.replace('_', '-') for k in ON_RESUME)}")
-    if not os.path.exists(os.path.join(run_dir, "config.json")):
-        parser.error(f"--resume {run_dir}: no run there (no config.json)")
-    try:
-        with open(os.path.join(run_dir, "config.json")) as fh:
-            saved = json.load(fh)
-        args = Args(**{k: v for k, v in saved.items() if k in Args.__dataclass_fields__})  # drops "method"
-    except (OSError, ValueError, TypeError, AttributeError) as e:
-        parser.error(f"--resume {run_dir}: its config.json is missing or unreadable ({type(e).__name__})")
-    if saved.get("method", METHOD) != METHOD:
-        parser.error(f"--resume {run_dir}: that run was trained by {saved['method']}.py; resume it with that script")
-    args = dataclasses.replace(args, **given, resume=run_dir, run_dir=run_dir)
-    for ok, msg in operational_checks(args):
-        if not ok:
-            parser.error(msg)
-    return args
-
-
 # ---------------------------------------------------------------------------------------------------
 # Networks
 # ---------------------------------------------------------------------------------------------------
-class RunningMeanStd(nn.Module):
-    """Running mean and variance (parallel algorithm); buffers, so they live in the checkpoint."""
-
-    def __init__(self, shape=()):
-        super().__init__()
-        self.register_buffer("mean", torch.zeros(shape, dtype=torch.float64))
-        self.register_buffer("var", torch.ones(shape, dtype=torch.float64))
-        self.register_buffer("count", torch.tensor(1e-4, dtype=torch.float64))
-
-    def update(self, x):
-        """Folds in a batch x of shape (n, *shape). A numpy x (the reward's statistics, updated every env step) is
-        folded in by numpy, on views of the CPU buffers: torch's per-op dispatch makes it ~3x slower on 0-d tensors."""
-        if isinstance(x, np.ndarray):
-            m, v, c = self.mean.numpy(), self.var.numpy(), self.count.numpy()
-            x = x.reshape(-1, *m.shape).astype(np.float64)
-            mean, var = x.mean(0), x.var(0)
-        else:
-            m, v, c = self.mean, self.var, self.count
-            x = x.reshape(-1, *m.shape).double()
-            mean, var = x.mean(0), x.var(0, unbiased=False)
-        n = x.shape[0]
-        delta, total = mean - m, c + n
-        m += delta * n / total
-        v[...] = (v * c + var * n + delta**2 * c * n / total) / total
-        c[...] = total
-
-    def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        return ((x - self.mean.float()) / torch.sqrt(self.var.float() + 1e-8)).clamp(-10.0, 10.0)
-
-
 def normc_(weight: torch.Tensor, gain: float) -> torch.Tensor:
     """Each output unit's weight vector ~ N(0, 1), rescaled to norm `gain` (the reference's normc init)."""
     with torch.no_grad():
@@ -416,6 +290,500 @@ def ppo_loss(logprob, old_logprob, adv, value, old_value, ret, entropy, clip, vf
     return pg_loss + vf_coef * v_loss - ent_coef * entropy.mean(), pg_loss, v_loss, logratio
 
 
+STATS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac", "latent_grad_norm", "grad_norm",
+         "encoder_grad_norm")
+
+
+def ppo_minibatch(agent, optimizer, buf, mb, args, amp):
+    """Loss, backward pass and gradient clipping on the env sequences `mb` of the rollout `buf`, re-encoded from the
+    rollout start (full BPTT); returns the loss and the STATS. The optimizer steps once the loss is known finite."""
+    with amp():
+        latent, _ = agent.encoder(buf["obs"][:, mb], buf["prev_action"][:, mb], buf["prev_reward"][:, mb],
+                                  buf["new_task"][:, mb], buf["h0"][mb], every_step=args.cudagraphs)
+        dist, value = agent.heads(latent.flatten(0, 1), buf["obs"][:, mb].flatten(0, 1))
+    act = buf["actions"][:, mb].flatten(0, 1)
+    logprob = dist.log_prob(act) if agent.discrete else dist.log_prob(act).sum(-1)
+    entropy = dist.entropy() if agent.discrete else dist.entropy().sum(-1)
+    loss, pg_loss, v_loss, logratio = ppo_loss(
+        logprob, buf["logprob"][:, mb].flatten(), buf["advantages"][:, mb].flatten(), value,
+        buf["value"][:, mb].flatten(), buf["returns"][:, mb].flatten(), entropy, args.clip_coef, args.vf_coef,
+        args.ent_coef)
+    # Fig. 11: per sample, the norm of d(sum of values)/d latent (the reference's get_mean_grad_norm)
+    dv_dlatent, = torch.autograd.grad(value.sum(), latent, retain_graph=True)
+    optimizer.zero_grad()
+    loss.backward()
+    grad_norm = nn.utils.clip_grad_norm_(optimizer.param_groups[0]["params"], args.max_grad_norm)  # the policy
+    encoder_grad_norm = nn.utils.clip_grad_norm_(optimizer.param_groups[1]["params"], args.max_grad_norm)
+    ratio = logratio.exp()  # approx KL from the log-ratio, as CleanRL: finite where a ratio underflows to 0
+    return torch.stack([loss, pg_loss, v_loss, entropy.mean(), ((ratio - 1) - logratio).mean(),
+                        ((ratio - 1).abs() > args.clip_coef).float().mean(), dv_dlatent.norm(dim=-1).mean(),
+                        grad_norm, encoder_grad_norm]).detach()
+
+
+def main(args: Args):
+    spec = envs.get_spec(args.env)
+    torch.set_num_threads(args.threads)
+    device = torch.device("cuda" if args.cuda else "cpu")
+    amp = autocast(args, device)  # --precision bf16, else a region that does nothing
+    K, N, T = spec.episodes_per_task, args.num_envs, args.num_steps
+    num_updates = max(1, args.total_timesteps // (N * T))
+
+    # ------------------------------------------------------------------ env setup
+    torch.manual_seed(args.seed)
+    np.random.seed(args.seed)
+    torch.set_flush_denormal(True)  # on x86 CPUs, tiny numbers (Adam's decaying moments) cost ~3x an operation
+    vec, next_obs, _ = envs.make_vec(args.env, N, args.seed, envs_in_subprocesses(args))
+    obs_dim = vec.single_observation_space.shape[0]
+    action_space = vec.single_action_space
+
+    # ------------------------------------------------------------------ agent and optimizer
+    agent = Agent(obs_dim, action_space, spec, args).to(device)
+    policy_params = [p for name, p in agent.named_parameters() if not name.startswith("encoder.")]
+    encoder_params = list(agent.encoder.parameters())
+    # Two parameter groups at one learning rate (the reference's): the policy with the env's eps, the encoder with 1e-8.
+    optimizer = torch.optim.Adam([dict(params=policy_params, eps=args.adam_eps), dict(params=encoder_params, eps=1e-8)],
+                                 lr=args.lr, fused=True)  # fused: one kernel for all parameters
+    reward_rms = RunningMeanStd()  # rewards for PPO / running std of the discounted return
+    act_dim = 1 if agent.discrete else action_space.shape[0]
+
+    # What carries over from one rollout to the next (and into checkpoints). Only h lives on `device`: the env
+    # side (inputs, reward scaling, GAE) stays on the CPU, where each of a step's tiny operations costs
+    # microseconds, not a GPU kernel launch.
+    carry = dict(obs=torch.as_tensor(next_obs), h=torch.zeros(N, args.gru_size, device=device),
+                 prev_action=torch.zeros(N, act_dim), prev_reward=torch.zeros(N), new_task=torch.ones(N),
+                 disc_return=np.zeros(N, dtype=np.float32),
+                 meta_return=np.zeros(N), ep_returns=np.zeros((N, K)), ep_index=np.zeros(N, dtype=int))
+    # The run folder, logs and checkpoints of these objects, and resuming from them (below the banner).
+    run = Run(args, num_updates, N * T, K, ["encoder_grad_norm"],
+              dict(agent=agent, optimizer=optimizer, reward_rms=reward_rms), carry, vec)
+    if run.finished:
+        return None
+    vec = run.vec  # (a resumed run whose envs cannot restore their state has new ones)
+
+    # Rollout storage, (T, N, ...) per env sequence, and what the update reads besides (filled in place every
+    # update, so that a CUDA graph can read them too); rewards and ends for GAE on the CPU.
+    buf = {k: torch.zeros(T, N, *shape, device=device) for k, shape in [
+        ("obs", (obs_dim,)), ("prev_action", (act_dim,)), ("prev_reward", ()), ("new_task", ()), ("logprob", ()),
+        ("actions", () if agent.discrete else (act_dim,)), ("value", ()), ("advantages", ()), ("returns", ())]}
+    buf["h0"] = torch.zeros(N, args.gru_size, device=device)  # the recurrent state at the rollout start
+    reward_buf, ended_buf = torch.zeros(T, N), torch.zeros(T, N)
+    act, ppo_step = cuda_graphs(args, agent.act, lambda mb: ppo_minibatch(agent, optimizer, buf, mb, args, amp))
+
+    for update in run.updates():
+        lr = args.lr * (1.0 - (update - 1) / num_updates) if args.anneal_lr else args.lr
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        buf["h0"].copy_(carry["h"])
+        h = carry["h"]
+        finished = dict(meta=[], eps=[], success=[])  # this update's finished meta-episodes, for the log
+
+        # ------------------------------------------------------------------ rollout
+        with amp():  # the rollout: one autocast region (see autocast)
+            for t in range(T):
+                buf["obs"][t], buf["prev_action"][t] = carry["obs"], carry["prev_action"]
+                buf["prev_reward"][t], buf["new_task"][t] = carry["prev_reward"], carry["new_task"]
+                action, buf["logprob"][t], buf["value"][t], h, _ = act(
+                    buf["obs"][t], buf["prev_action"][t], buf["prev_reward"][t], buf["new_task"][t], h)
+                buf["actions"][t], action = action, action.cpu()
+                # Unclipped, as in the reference: the reward's control cost sees the raw Gaussian sample, and MuJoCo
+                # clamps the motor command to its range itself.
+                env_action = action.numpy()
+                next_obs, reward, terminated, truncated, info = vec.step(env_action)
+                ended = terminated | truncated
+                r = torch.as_tensor(reward, dtype=torch.float32)
+                norm_r = torch.from_numpy(scale_reward(r.numpy(), ended, carry["disc_return"], reward_rms, args.gamma,
+                                                          args.reward_clip))
+                a_in = action.float().view(N, act_dim) if agent.discrete else torch.as_tensor(env_action)
+                if truncated.any():  # a time limit is not an end: bootstrap from the last observation
+                    idx = np.flatnonzero(truncated)
+                    with torch.no_grad():
+                        fin = torch.as_tensor(info["final_obs"][idx], device=device)
+                        lf, _ = agent.encoder(fin[None], a_in[idx][None].to(device), r[idx][None].to(device),
+                                              torch.zeros(1, len(idx), device=device), h[idx])
+                        _, vf = agent.heads(lf[0], fin)
+                    norm_r[idx] += args.gamma * vf.cpu()
+                reward_buf[t], ended_buf[t] = norm_r, torch.as_tensor(ended, dtype=torch.float32)
+
+                # Next step's inputs: a new task starts with a zero hidden state and no previous action.
+                done_t = torch.as_tensor(ended, dtype=torch.float32)
+                carry["obs"] = torch.as_tensor(next_obs)
+                carry["prev_action"] = a_in * (1.0 - done_t).unsqueeze(1)
+                carry["prev_reward"] = r * (1.0 - done_t)
+                carry["new_task"] = done_t
+                count_returns(carry, reward, ended, next_obs, info, finished)  # per meta- and inner episode
+        carry["h"] = h
+
+        # ------------------------------------------------------------------ GAE across the meta-episode
+        with torch.no_grad(), amp():
+            nxt = [carry[k][None].to(device) for k in ("obs", "prev_action", "prev_reward", "new_task")]
+            ln, _ = agent.encoder(*nxt, h)
+            _, next_value = agent.heads(ln[0], nxt[0][0])
+            values = buf["value"].cpu()  # GAE on the CPU: a loop of tiny steps
+            advantages = compute_gae(reward_buf, values, ended_buf, next_value.cpu(), args.gamma, args.gae_lambda)
+            buf["returns"].copy_(advantages + values)
+            buf["advantages"].copy_((advantages - advantages.mean()) / (advantages.std() + 1e-8))
+
+        # ------------------------------------------------------------------ PPO update (full BPTT)
+        stats = {k: [] for k in STATS}
+        envs_per_mb = N // args.num_minibatches
+        for _ in range(args.update_epochs):
+            perm = torch.randperm(N).to(device)
+            for start in range(0, N, envs_per_mb):
+                loss, *values = ppo_step(perm[start:start + envs_per_mb]).tolist()
+                run.check_finite(loss, update)
+                optimizer.step()
+                for k, v in zip(STATS, values):
+                    stats[k].append(v)
+        agent.obs_rms.update(buf["obs"])  # after the update, so rollout and update saw the same statistics
+
+        if not run.end_update(update, lr, stats, finished):  # the log, checkpoints, Ctrl-C (below the banner)
+            return None
+    return run.finish()
+
+
+# ===================================================================================================
+# Run machinery: the same in all six method scripts and not needed to follow the method (argument parsing
+# and checks, resuming, running statistics, CUDA graphs, bf16, the run folder's files and logs).
+# ===================================================================================================
+PER_ENV = ("total_timesteps", "num_envs", "num_steps", "update_epochs", "num_minibatches", "clip_coef", "ent_coef",
+           "gamma", "gae_lambda", "adam_eps", "anneal_lr", "reward_clip", "latent_dim", "latent_embed", "state_embed")
+ON_RESUME = ("total_timesteps", "threads", "log_every", "save_every", "cuda", "cudagraphs", "async_envs",
+             "stop_after")  # may change
+
+
+def _int(text):
+    try:
+        value = float(text)  # so that 1e5 is accepted
+    except ValueError:
+        value = math.nan
+    if not value.is_integer():
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}")
+    return int(value)
+
+
+def _bool(text):
+    if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    return text.lower() in ("true", "1", "yes")
+
+
+def parse_args(argv=None) -> Args:
+    # Unset flags stay out of the namespace (SUPPRESS): the dataclass gives defaults, --resume sees what was set.
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], argument_default=argparse.SUPPRESS)
+    # A bad flag is one line naming the allowed values, not a usage block.
+    parser.error = lambda msg: parser.exit(2, f"{parser.prog}: error: {msg}\n")
+    for f in dataclasses.fields(Args):
+        kind = {"bool": _bool, "int": _int, "float": float}.get(f.type, str)
+        default = "per env" if f.name in PER_ENV else f.default
+        text = f.metadata["help"] + ("" if default is None or "default" in f.metadata["help"] else f" (default: {default})")
+        extra = dict(nargs="?", const=True) if kind is _bool else dict(choices=f.metadata.get("choices"))
+        parser.add_argument("--" + f.name.replace("_", "-"), type=kind, help=text, **extra)
+    given = vars(parser.parse_args(argv))
+    if "resume" in given:
+        return resume_args(parser, given)
+    args = Args(**given)
+    spec = envs.get_spec(args.env)
+    for name in PER_ENV:
+        if getattr(args, name) is None:
+            setattr(args, name, getattr(spec, name))
+    size = next((k for k in ("gru_size", "latent_dim", "latent_embed", "state_embed") if getattr(args, k, 1) <= 0), "")
+    checks = operational_checks(args) + [
+              (0 < args.lr < math.inf, "--lr must be a finite number > 0"), (args.seed >= 0, "--seed must be >= 0"),
+              (args.num_envs > 0, "--num-envs must be > 0"),
+              (args.num_steps > 0, "--num-steps must be > 0"), (args.update_epochs > 0, "--update-epochs must be > 0"),
+              (args.num_minibatches > 0 and args.num_envs % args.num_minibatches == 0,
+               f"--num-minibatches must divide --num-envs ({args.num_envs}) and be > 0" if "num_minibatches" in given else
+               f"--num-envs {args.num_envs} does not split into {args.env}'s {args.num_minibatches} minibatches of whole "
+               f"env sequences: choose a multiple of {args.num_minibatches}, or a --num-minibatches that divides it"),
+              (all(s.isdigit() and int(s) > 0 for s in args.hidden.split(",")), "--hidden must be sizes > 0 like 256,128"),
+              (not size, f"--{size.replace('_', '-')} must be > 0"),
+              (args.run_dir is None or not os.path.exists(os.path.join(args.run_dir, "config.json")),
+               f"--run-dir {args.run_dir} already holds a run: continue it with --resume {args.run_dir}, "
+               f"or choose another folder")]
+    for ok, msg in checks:
+        if not ok:
+            parser.error(msg)
+    if args.lr > 0.1:
+        print(f"warning: --lr {args.lr:g} is far above the paper's range (3e-5 to 3e-3); expect no learning", file=sys.stderr)
+    return args
+
+
+def operational_checks(args):
+    """(ok, message) for the flags that may also change on --resume."""
+    return [(args.total_timesteps > 0, "--total-timesteps must be > 0"), (args.threads > 0, "--threads must be > 0"),
+            (args.log_every > 0, "--log-every must be > 0"), (args.save_every >= 0, "--save-every must be >= 0"),
+            (args.stop_after >= 0, "--stop-after must be >= 0"),
+            (not args.cuda or torch.cuda.is_available(), "--cuda: no CUDA device is available here (--cuda false: CPU)"),
+            (not args.cudagraphs or args.cuda, "--cudagraphs needs --cuda")]
+
+
+def resume_args(parser, given) -> Args:
+    """--resume RUN_DIR: the run's own settings from its config.json; only the ON_RESUME flags may change."""
+    run_dir = given.pop("resume")
+    fixed = [k for k in given if k not in ON_RESUME]
+    if fixed:
+        parser.error(f"--{fixed[0].replace('_', '-')} cannot change when resuming (the run keeps its settings); "
+                     f"allowed with --resume: {', '.join('--' + k.replace('_', '-') for k in ON_RESUME)}")
+    if not os.path.exists(os.path.join(run_dir, "config.json")):
+        parser.error(f"--resume {run_dir}: no run there (no config.json)")
+    try:
+        with open(os.path.join(run_dir, "config.json")) as fh:
+            saved = json.load(fh)
+        args = Args(**{k: v for k, v in saved.items() if k in Args.__dataclass_fields__})  # drops "method"
+    except (OSError, ValueError, TypeError, AttributeError) as e:
+        parser.error(f"--resume {run_dir}: its config.json is missing or unreadable ({type(e).__name__})")
+    if saved.get("method", METHOD) != METHOD:
+        parser.error(f"--resume {run_dir}: that run was trained by {saved['method']}.py; resume it with that script")
+    args = dataclasses.replace(args, **given, resume=run_dir, run_dir=run_dir)
+    for ok, msg in operational_checks(args):
+        if not ok:
+            parser.error(msg)
+    return args
+
+
+class RunningMeanStd(nn.Module):
+    """Running mean and variance (parallel algorithm); buffers, so they live in the checkpoint."""
+
+    def __init__(self, shape=()):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(shape, dtype=torch.float64))
+        self.register_buffer("var", torch.ones(shape, dtype=torch.float64))
+        self.register_buffer("count", torch.tensor(1e-4, dtype=torch.float64))
+
+    def update(self, x):
+        """Folds in a batch x of shape (n, *shape). A numpy x (the reward's statistics, updated every env step) is
+        folded in by numpy, on views of the CPU buffers: torch's per-op dispatch makes it ~3x slower on 0-d tensors."""
+        if isinstance(x, np.ndarray):
+            m, v, c = self.mean.numpy(), self.var.numpy(), self.count.numpy()
+            x = x.reshape(-1, *m.shape).astype(np.float64)
+            mean, var = x.mean(0), x.var(0)
+        else:
+            m, v, c = self.mean, self.var, self.count
+            x = x.reshape(-1, *m.shape).double()
+            mean, var = x.mean(0), x.var(0, unbiased=False)
+        n = x.shape[0]
+        delta, total = mean - m, c + n
+        m += delta * n / total
+        v[...] = (v * c + var * n + delta**2 * c * n / total) / total
+        c[...] = total
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        return ((x - self.mean.float()) / torch.sqrt(self.var.float() + 1e-8)).clamp(-10.0, 10.0)
+
+
+def autocast(args, device):
+    """The autocast region of --precision bf16 (the networks' matrix products in bfloat16; weights, losses and Adam
+    stay fp32), or a region that does nothing. bf16 runs only where the hardware has bf16 units: emulated, it is
+    many times slower than fp32, so elsewhere this says so and the run is fp32. Autocast keeps each weight's bf16
+    copy for as long as its outermost region lasts: one region spans the whole rollout (the weights are fixed
+    there), none spans an optimizer step, and a CUDA graph records the casts themselves (a cached copy would go
+    stale in the replayed graph)."""
+    if args.precision == "bf16" and not bf16_matmuls(args.cuda):
+        print(f"--precision bf16: this {'GPU' if args.cuda else 'CPU'} has no bf16 matrix units; running fp32", flush=True)
+        args.precision = "fp32"
+    return lambda: torch.autocast(device.type, torch.bfloat16, enabled=args.precision == "bf16",
+                                  cache_enabled=not args.cudagraphs)
+
+
+def bf16_matmuls(cuda: bool) -> bool:
+    """Whether bf16 matrix products run natively: on a GPU that supports them, or on a CPU with AVX512-BF16/AMX."""
+    return torch.cuda.is_bf16_supported() if cuda else torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+def cuda_graphs(args, *fns):
+    """--cudagraphs, the fast path on a GPU: the same functions, each recorded once as a CUDA graph and replayed."""
+    if not args.cudagraphs:
+        return fns
+    torch.distributions.Distribution.set_default_validate_args(False)  # its checks read the data on the host
+    return tuple(CudaGraph(fn) for fn in fns)
+
+
+def envs_in_subprocesses(args) -> bool:
+    """--async-envs, by default only with --cuda on 4+ cores: subprocesses pay off from 4 free cores on
+    (results/gpu/README.md); a CPU run keeps its cores for torch."""
+    return args.async_envs if args.async_envs is not None else args.cuda and len(os.sched_getaffinity(0)) >= 4
+
+
+def count_returns(carry, reward, ended, next_obs, info, finished):
+    """Per env, the return of the meta-episode so far and of each inner episode (carried across rollouts); the
+    finished ones go to `finished` (meta, eps, and ML10's success flag of each finished inner episode)."""
+    N, K = carry["ep_returns"].shape
+    carry["meta_return"] += reward
+    carry["ep_returns"][np.arange(N), np.minimum(carry["ep_index"], K - 1)] += reward
+    inner_end = ended | ((next_obs[:, -1] == 1) if K > 1 else ended)  # the flag marks an inner episode's end
+    carry["ep_index"] += inner_end
+    if "success" in info:  # ML10: Meta-World's success flag of the inner episodes that end here
+        finished["success"].extend(info["success"][inner_end])
+    for i in np.flatnonzero(ended):
+        finished["meta"].append(carry["meta_return"][i])
+        finished["eps"].append(carry["ep_returns"][i].copy())
+        carry["meta_return"][i], carry["ep_returns"][i], carry["ep_index"][i] = 0.0, 0.0, 0
+
+
+class Run:
+    """A run's folder and everything around the training loop that does not change what it computes: resuming
+    exactly from checkpoint.pt, config.json, progress.csv (one row per update, written before the checkpoint that
+    covers it), TensorBoard and console lines, the checkpoints (`state`: the objects with a state_dict, saved under
+    their keys, with `carry`, the RNG states and the envs' state), the guard against a non-finite loss, Ctrl-C,
+    --stop-after and summary.json. Files are written whole or not at all (atomic_write)."""
+
+    def __init__(self, args, num_updates, batch, K, extra_columns, state, carry, vec):
+        self.args, self.num_updates, self.batch, self.K = args, num_updates, batch, K
+        self.state, self.carry, self.vec = state, carry, vec
+        self.start_update, self.elapsed, self.rows, self.finished = 0, 0.0, [], False  # elapsed: summed over sessions
+        if args.run_dir is None:
+            args.run_dir = os.path.join("runs", f"{args.env}__{METHOD}__{args.seed}__{int(time.time())}")
+        os.makedirs(args.run_dir, exist_ok=True)
+        for stale in glob.glob(os.path.join(args.run_dir, "*.tmp*")):  # left behind by a kill during a write
+            os.remove(stale)
+        self.columns = (["update", "global_step", "return"] + [f"return_ep{k + 1}" for k in range(K)] +
+                        ["success", "episodes", "sps", "policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac",
+                         "latent_grad_norm", "grad_norm"] + extra_columns + ["lr", "time"])
+        self.progress_csv = os.path.join(args.run_dir, "progress.csv")
+        if args.resume and not self.resume():
+            return
+        atomic_write(self.progress_csv, lambda fh: fh.write("".join(
+            [",".join(self.columns) + "\n"] + [csv_line(r, self.columns) for r in self.rows]).encode()))
+        self.session_start = self.elapsed
+        made_by = provenance()  # the code and machine that made the run's first updates: a resumed run keeps them
+        if args.resume:
+            with open(os.path.join(args.run_dir, "config.json")) as fh:
+                saved = json.load(fh)
+            made_by = {k: saved[k] for k in made_by if k in saved} if "commit" in saved else made_by
+        config = dataclasses.asdict(args) | {"resume": None, "stop_after": 0, "method": METHOD} | made_by
+        atomic_write(os.path.join(args.run_dir, "config.json"), lambda fh: fh.write(json.dumps(config, indent=1).encode()))
+        print(f"{METHOD} {args.env}: {num_updates} update{'s' * (num_updates > 1)} of {batch:,} frames, logs in "
+              f"{args.run_dir}", flush=True)
+        try:
+            from torch.utils.tensorboard import SummaryWriter  # optional
+
+            self.writer = SummaryWriter(args.run_dir)
+        except ImportError:
+            self.writer = None
+        self.last_print = time.time()
+
+    def resume(self) -> bool:
+        """Loads checkpoint.pt into the state objects, carry and RNGs; False when the run is finished already."""
+        args, path = self.args, os.path.join(self.args.run_dir, "checkpoint.pt")
+        if not os.path.exists(path):
+            # Stopped before its first checkpoint: starting over with the same seed is the exact continuation.
+            print(f"{args.run_dir} has no checkpoint yet: starting it over from update 0", flush=True)
+            return True
+        try:
+            ckpt = torch.load(path, map_location="cpu", weights_only=False)
+            for key, obj in self.state.items():
+                obj.load_state_dict(ckpt[key])
+        except Exception as e:  # truncated, empty, garbage, or another script's checkpoint
+            sys.exit(f"{METHOD}: cannot resume: {path} is damaged or not a {METHOD}.py checkpoint "
+                     f"({type(e).__name__}); start a new run in another folder")
+        self.start_update, self.elapsed = ckpt["update"], ckpt["elapsed"]
+        if self.start_update >= self.num_updates:  # nothing to do: the finished run stays as it is
+            self.vec.close()
+            print(f"{args.run_dir} is finished (update {self.start_update} of {self.num_updates}); a larger "
+                  f"--total-timesteps extends it")
+            self.finished = True
+            return False
+        device = self.carry["h"].device
+        self.carry.clear()
+        self.carry.update(ckpt["carry"], h=ckpt["carry"]["h"].to(device))
+        torch.set_rng_state(ckpt["torch_rng"])
+        np.random.set_state(ckpt["numpy_rng"])
+        if ckpt["env_state"] is not None:
+            self.vec.set_state(ckpt["env_state"])
+        else:  # envs that cannot restore their state (ML10) start new meta-episodes here
+            self.vec.close()
+            self.vec, next_obs, info = envs.make_vec(args.env, args.num_envs, args.seed + self.start_update,
+                                                     envs_in_subprocesses(args))
+            self.carry.update(obs=torch.as_tensor(next_obs), new_task=torch.ones(args.num_envs))
+            if "task" in self.carry:  # (the task the TI methods' policy is told in pre-training)
+                self.carry["task"] = torch.as_tensor(info["task"], dtype=torch.float32)
+            if "stage" in self.carry:  # (the VAE's partial meta-episodes start over with them)
+                self.carry["stage"]["t"][:] = 0
+        self.rows = read_progress(self.progress_csv, self.start_update)
+        if [int(r["update"]) for r in self.rows] != list(range(1, self.start_update + 1)):
+            print(f"warning: {self.progress_csv} lacks some of updates 1-{self.start_update} (written by an older version?)")
+        print(f"resuming {args.run_dir} at update {self.start_update}/{self.num_updates}", flush=True)
+        for done_file in ("summary.json", "eval.json"):  # extended: unfinished again, they told of the shorter run
+            if os.path.exists(os.path.join(args.run_dir, done_file)):
+                os.remove(os.path.join(args.run_dir, done_file))
+        return True
+
+    def updates(self):
+        """The update numbers still to do, each timed (for sps and the training time)."""
+        for update in range(self.start_update + 1, self.num_updates + 1):
+            self.t0 = time.time()
+            yield update
+
+    def save(self, update, name="checkpoint.pt"):
+        state = {key: obj.state_dict() for key, obj in self.state.items()} | dict(
+            carry=self.carry, update=update, elapsed=self.elapsed, torch_rng=torch.get_rng_state(),
+            numpy_rng=np.random.get_state(), env_state=self.vec.get_state(), args=dataclasses.asdict(self.args))
+        atomic_write(os.path.join(self.args.run_dir, name), lambda fh: torch.save(state, fh))
+
+    def check_finite(self, loss, update, what="loss", flag="--lr"):
+        """A non-finite loss stops the run, its state at that point saved in checkpoint_nan.pt."""
+        if not math.isfinite(loss):
+            self.save(update, "checkpoint_nan.pt")
+            sys.exit(f"{METHOD}: non-finite {what} at update {update}; the state at that point is in "
+                     f"{os.path.join(self.args.run_dir, 'checkpoint_nan.pt')} (try a lower {flag})")
+
+    def end_update(self, update, lr, stats, finished, **extra) -> bool:
+        """Logs the update (progress.csv, TensorBoard, a console line every --log-every updates or 30 s) and saves
+        a checkpoint when due or on Ctrl-C; False when the run stops here (--stop-after)."""
+        args, K, batch, num_updates = self.args, self.K, self.batch, self.num_updates
+        self.elapsed += time.time() - self.t0
+        row = {"update": update, "global_step": update * batch, "episodes": len(finished["meta"]),
+               "return": float(np.mean(finished["meta"])) if finished["meta"] else None,
+               "success": float(np.mean(finished["success"])) if finished["success"] else None,
+               "sps": int((update - self.start_update) * batch / max(self.elapsed - self.session_start, 1e-9)),
+               "lr": lr, "time": round(self.elapsed, 2)} | extra | {
+                   k: float(np.mean(v)) if v else None for k, v in stats.items()}
+        for k in range(K):
+            row[f"return_ep{k + 1}"] = float(np.mean([e[k] for e in finished["eps"]])) if finished["eps"] else None
+        self.rows.append(row)
+        with open(self.progress_csv, "a") as fh:  # one line per update, before the checkpoint that covers it
+            fh.write(csv_line(row, self.columns))
+        if self.writer is not None:
+            for k, v in row.items():
+                if isinstance(v, float):
+                    self.writer.add_scalar(k, v, row["global_step"])
+        if update % args.log_every == 0 or update == num_updates or time.time() - self.last_print > 30:
+            self.last_print = time.time()
+            eta = (num_updates - update) * batch / max(row["sps"], 1) / 60
+            eps = " ".join(_fmt(row[f"return_ep{k + 1}"], 2) for k in range(K))
+            latent = "pre-training" if row.get("pretraining") else f"latent grad {row['latent_grad_norm']:.3g}"
+            print(f"{METHOD} {args.env} | update {update}/{num_updates} | frames {row['global_step']:,} | "
+                  f"sps {row['sps']:,} | eta {f'{eta / 60:.1f}h' if eta > 60 else f'{eta:.1f}m'} | "
+                  f"return {_fmt(row['return'], 2)} | per episode {eps} | {latent}", flush=True)
+        if update == num_updates or (args.save_every and update % args.save_every == 0) or INTERRUPTED:
+            self.save(update)
+        if INTERRUPTED and update < num_updates:
+            self.vec.close()
+            print(f"interrupted after update {update}/{num_updates}, saved; continue with: "
+                  f"python {METHOD}.py --resume {args.run_dir}", flush=True)
+            sys.exit(130)
+        if args.stop_after and update - self.start_update >= args.stop_after and update < num_updates:
+            print(f"stopping after {args.stop_after} updates (--stop-after); continue with: "
+                  f"python {METHOD}.py --resume {args.run_dir}")
+            self.vec.close()
+            return False
+        return True
+
+    def finish(self):
+        """summary.json: the run is done (final_return: the mean training return over the last 10% of updates)."""
+        args, rows = self.args, self.rows
+        self.vec.close()
+        if self.writer is not None:
+            self.writer.close()
+        recent = [float(r["return"]) for r in rows[-max(1, len(rows) // 10):] if r["return"] not in (None, "")]
+        summary = {"method": METHOD, "env": args.env, "seed": args.seed, "lr": args.lr, "updates": self.num_updates,
+                   "global_step": self.num_updates * self.batch, "final_return": float(np.mean(recent)) if recent else None,
+                   "sps": rows[-1]["sps"] if rows else None}
+        atomic_write(os.path.join(args.run_dir, "summary.json"), lambda fh: fh.write(json.dumps(summary).encode()))
+        print(f"done: {json.dumps(summary)}", flush=True)
+        return summary
+
+
 class CudaGraph:
     """--cudagraphs: `fn(*inputs)` recorded as a CUDA graph at its first call (after warm-up calls on a side
     stream, as PyTorch's CUDA-graph notes prescribe), then replayed: the new tensor inputs are copied into the
@@ -448,9 +816,7 @@ class CudaGraph:
         return self.outputs.clone() if torch.is_tensor(self.outputs) else tuple(o.clone() for o in self.outputs)
 
 
-# ---------------------------------------------------------------------------------------------------
-# Checkpoints and logs: written to a temporary file, then renamed (atomic on POSIX)
-# ---------------------------------------------------------------------------------------------------
+# Files are written to a temporary file, then renamed (atomic on POSIX).
 def atomic_write(path, write):
     tmp = f"{path}.tmp{os.getpid()}"
     with open(tmp, "wb") as fh:
@@ -458,11 +824,6 @@ def atomic_write(path, write):
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-
-
-def bf16_matmuls(cuda: bool) -> bool:
-    """Whether bf16 matrix products run natively: on a GPU that supports them, or on a CPU with AVX512-BF16/AMX."""
-    return torch.cuda.is_bf16_supported() if cuda else torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
 def provenance():
@@ -525,292 +886,6 @@ def on_ctrl_c(signum, frame):
     INTERRUPTED.append(True)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C stops at once
     print("\nCtrl-C: saving after this update (press it again to quit without saving)", flush=True)
-
-
-def main(args: Args):
-    spec = envs.get_spec(args.env)
-    torch.set_num_threads(args.threads)
-    device = torch.device("cuda" if args.cuda else "cpu")
-    # --precision bf16 autocasts the networks' matrix products (weights, losses and Adam stay fp32), but only where
-    # the hardware has bf16 units: emulated, it is many times slower than fp32.
-    if args.precision == "bf16" and not bf16_matmuls(args.cuda):
-        print(f"--precision bf16: this {'GPU' if args.cuda else 'CPU'} has no bf16 matrix units; running fp32", flush=True)
-        args.precision = "fp32"
-    # Autocast keeps each weight's bf16 copy for as long as its outermost region lasts: one region spans the
-    # whole rollout (the weights are fixed there), none spans an optimizer step, and a CUDA graph records the
-    # casts themselves (a cached copy would go stale in the replayed graph).
-    amp = lambda: torch.autocast(device.type, torch.bfloat16, enabled=args.precision == "bf16",  # noqa: E731
-                                 cache_enabled=not args.cudagraphs)
-    if args.run_dir is None:
-        args.run_dir = os.path.join("runs", f"{args.env}__{METHOD}__{args.seed}__{int(time.time())}")
-    os.makedirs(args.run_dir, exist_ok=True)
-    for stale in glob.glob(os.path.join(args.run_dir, "*.tmp*")):  # left behind by a kill during a write
-        os.remove(stale)
-    K = spec.episodes_per_task
-    columns = (["update", "global_step", "return"] + [f"return_ep{k + 1}" for k in range(K)] +
-               ["success", "episodes", "sps", "policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac",
-                "latent_grad_norm", "grad_norm", "encoder_grad_norm", "lr", "time"])
-
-    # ------------------------------------------------------------------ env setup
-    torch.manual_seed(args.seed)
-    np.random.seed(args.seed)
-    torch.set_flush_denormal(True)  # on x86 CPUs, tiny numbers (Adam's decaying moments) cost ~3x an operation
-    # Envs in subprocesses pay off from 4 free cores on (results/gpu/README.md); a CPU run keeps its cores for torch.
-    asynchronous = args.async_envs if args.async_envs is not None else args.cuda and len(os.sched_getaffinity(0)) >= 4
-    vec, next_obs, _ = envs.make_vec(args.env, args.num_envs, args.seed, asynchronous)
-    obs_dim = vec.single_observation_space.shape[0]
-    action_space = vec.single_action_space
-    agent = Agent(obs_dim, action_space, spec, args).to(device)
-    policy_params = [p for name, p in agent.named_parameters() if not name.startswith("encoder.")]
-    encoder_params = list(agent.encoder.parameters())
-    # Two parameter groups at one learning rate (the reference's): the policy with the env's eps, the encoder with 1e-8.
-    optimizer = torch.optim.Adam([dict(params=policy_params, eps=args.adam_eps), dict(params=encoder_params, eps=1e-8)],
-                                 lr=args.lr, fused=True)  # fused: one kernel for all parameters
-    reward_rms = RunningMeanStd()  # rewards for PPO / running std of the discounted return
-    act_dim = 1 if agent.discrete else action_space.shape[0]
-    batch = args.num_envs * args.num_steps
-    num_updates = max(1, args.total_timesteps // batch)
-    N, T = args.num_envs, args.num_steps
-
-    # What carries over from one rollout to the next (and into checkpoints). Only h lives on `device`: the env
-    # side (inputs, reward scaling, GAE) stays on the CPU, where each of a step's tiny operations costs
-    # microseconds, not a GPU kernel launch.
-    carry = dict(obs=torch.as_tensor(next_obs), h=torch.zeros(N, args.gru_size, device=device),
-                 prev_action=torch.zeros(N, act_dim), prev_reward=torch.zeros(N), new_task=torch.ones(N),
-                 disc_return=np.zeros(N, dtype=np.float32),
-                 meta_return=np.zeros(N), ep_returns=np.zeros((N, K)), ep_index=np.zeros(N, dtype=int))
-    rows, start_update, elapsed = [], 0, 0.0  # elapsed: training seconds, summed over resumed sessions
-    progress_csv = os.path.join(args.run_dir, "progress.csv")
-    path = os.path.join(args.run_dir, "checkpoint.pt")
-    if args.resume and not os.path.exists(path):
-        # Stopped before its first checkpoint: starting over with the same seed is the exact continuation.
-        print(f"{args.run_dir} has no checkpoint yet: starting it over from update 0", flush=True)
-    elif args.resume:
-        try:
-            ckpt = torch.load(path, map_location="cpu", weights_only=False)
-            agent.load_state_dict(ckpt["agent"])
-            optimizer.load_state_dict(ckpt["optimizer"])
-            reward_rms.load_state_dict(ckpt["reward_rms"])
-        except Exception as e:  # truncated, empty, garbage, or another script's checkpoint
-            sys.exit(f"{METHOD}: cannot resume: {path} is damaged or not a {METHOD}.py checkpoint "
-                     f"({type(e).__name__}); start a new run in another folder")
-        carry, start_update, elapsed = ckpt["carry"], ckpt["update"], ckpt["elapsed"]
-        if start_update >= num_updates:  # nothing to do: the finished run stays as it is
-            vec.close()
-            print(f"{args.run_dir} is finished (update {start_update} of {num_updates}); a larger --total-timesteps extends it")
-            return None
-        carry["h"] = carry["h"].to(device)
-        torch.set_rng_state(ckpt["torch_rng"])
-        np.random.set_state(ckpt["numpy_rng"])
-        if ckpt["env_state"] is not None:
-            vec.set_state(ckpt["env_state"])
-        else:  # envs that cannot restore their state start new meta-episodes here
-            vec.close()
-            vec, next_obs, _ = envs.make_vec(args.env, args.num_envs, args.seed + start_update, asynchronous)
-            carry.update(obs=torch.as_tensor(next_obs), new_task=torch.ones(N))
-        rows = read_progress(progress_csv, start_update)
-        if [int(r["update"]) for r in rows] != list(range(1, start_update + 1)):
-            print(f"warning: {progress_csv} lacks some of updates 1-{start_update} (written by an older version?)")
-        print(f"resuming {args.run_dir} at update {start_update}/{num_updates}", flush=True)
-        for done_file in ("summary.json", "eval.json"):  # extended: unfinished again, they told of the shorter run
-            if os.path.exists(os.path.join(args.run_dir, done_file)):
-                os.remove(os.path.join(args.run_dir, done_file))
-    atomic_write(progress_csv, lambda fh: fh.write("".join([",".join(columns) + "\n"] +
-                                                           [csv_line(r, columns) for r in rows]).encode()))
-    session_start = elapsed
-    made_by = provenance()  # the code and machine that made the run's first updates: a resumed run keeps them
-    if args.resume:
-        with open(os.path.join(args.run_dir, "config.json")) as fh:
-            saved = json.load(fh)
-        made_by = {k: saved[k] for k in made_by if k in saved} if "commit" in saved else made_by
-    config = dataclasses.asdict(args) | {"resume": None, "stop_after": 0, "method": METHOD} | made_by
-    atomic_write(os.path.join(args.run_dir, "config.json"), lambda fh: fh.write(json.dumps(config, indent=1).encode()))
-    print(f"{METHOD} {args.env}: {num_updates} update{'s' * (num_updates > 1)} of {batch:,} frames, logs in "
-          f"{args.run_dir}", flush=True)
-    try:
-        from torch.utils.tensorboard import SummaryWriter  # optional
-
-        writer = SummaryWriter(args.run_dir)
-    except ImportError:
-        writer = None
-
-    def save(update, path="checkpoint.pt"):
-        state = dict(agent=agent.state_dict(), optimizer=optimizer.state_dict(), reward_rms=reward_rms.state_dict(),
-                     carry=carry, update=update, elapsed=elapsed, torch_rng=torch.get_rng_state(),
-                     numpy_rng=np.random.get_state(), env_state=vec.get_state(), args=dataclasses.asdict(args))
-        atomic_write(os.path.join(args.run_dir, path), lambda fh: torch.save(state, fh))
-
-    # Rollout storage: (T, N, ...) per env sequence.
-    obs_buf = torch.zeros(T, N, obs_dim, device=device)
-    prev_action_buf = torch.zeros(T, N, act_dim, device=device)
-    prev_reward_buf = torch.zeros(T, N, device=device)
-    new_task_buf = torch.zeros(T, N, device=device)
-    actions_buf = torch.zeros((T, N) if agent.discrete else (T, N, act_dim), device=device)
-    logprob_buf, value_buf = torch.zeros(T, N, device=device), torch.zeros(T, N, device=device)
-    reward_buf, ended_buf = torch.zeros(T, N), torch.zeros(T, N)  # for GAE, on the CPU
-    # What the update reads besides: filled in place every update, so that a CUDA graph can read them.
-    h0_buf, advantages_buf, returns_buf = torch.zeros(N, args.gru_size, device=device), torch.zeros_like(value_buf), \
-        torch.zeros_like(value_buf)
-    stat_names = ("policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac", "latent_grad_norm", "grad_norm",
-                  "encoder_grad_norm")
-
-    def ppo_minibatch(mb):
-        """Loss, backward pass and gradient clipping on the env sequences `mb` (full BPTT); returns the loss
-        and the statistics. The optimizer steps after the caller has checked that the loss is finite."""
-        with amp():
-            latent, _ = agent.encoder(obs_buf[:, mb], prev_action_buf[:, mb], prev_reward_buf[:, mb], new_task_buf[:, mb],
-                                      h0_buf[mb], every_step=args.cudagraphs)
-            dist, value = agent.heads(latent.flatten(0, 1), obs_buf[:, mb].flatten(0, 1))
-        act = actions_buf[:, mb].flatten(0, 1)
-        logprob = dist.log_prob(act) if agent.discrete else dist.log_prob(act).sum(-1)
-        entropy = dist.entropy() if agent.discrete else dist.entropy().sum(-1)
-        loss, pg_loss, v_loss, logratio = ppo_loss(
-            logprob, logprob_buf[:, mb].flatten(), advantages_buf[:, mb].flatten(), value, value_buf[:, mb].flatten(),
-            returns_buf[:, mb].flatten(), entropy, args.clip_coef, args.vf_coef, args.ent_coef)
-        # Fig. 11: per sample, the norm of d(sum of values)/d latent (the reference's get_mean_grad_norm)
-        dv_dlatent, = torch.autograd.grad(value.sum(), latent, retain_graph=True)
-        optimizer.zero_grad()
-        loss.backward()
-        grad_norm = nn.utils.clip_grad_norm_(policy_params, args.max_grad_norm)
-        encoder_grad_norm = nn.utils.clip_grad_norm_(encoder_params, args.max_grad_norm)
-        ratio = logratio.exp()  # approx KL from the log-ratio, as CleanRL: finite where a ratio underflows to 0
-        return torch.stack([loss, pg_loss, v_loss, entropy.mean(), ((ratio - 1) - logratio).mean(),
-                            ((ratio - 1).abs() > args.clip_coef).float().mean(), dv_dlatent.norm(dim=-1).mean(),
-                            grad_norm, encoder_grad_norm]).detach()
-
-    act, ppo_step = agent.act, ppo_minibatch
-    if args.cudagraphs:  # the fast path: the same two functions, recorded once and replayed
-        torch.distributions.Distribution.set_default_validate_args(False)  # its checks read the data on the host
-        act, ppo_step = CudaGraph(agent.act), CudaGraph(ppo_minibatch)
-    last_print = time.time()
-
-    for update in range(start_update + 1, num_updates + 1):
-        t0 = time.time()
-        lr = args.lr * (1.0 - (update - 1) / num_updates) if args.anneal_lr else args.lr
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        h0_buf.copy_(carry["h"])  # the recurrent state at the rollout start, for full BPTT in the update
-        h = carry["h"]
-        finished_meta, finished_eps, finished_success = [], [], []
-
-        # ------------------------------------------------------------------ rollout
-        with amp():  # the rollout: one autocast region (see amp)
-            for t in range(T):
-                obs_buf[t], prev_action_buf[t] = carry["obs"], carry["prev_action"]
-                prev_reward_buf[t], new_task_buf[t] = carry["prev_reward"], carry["new_task"]
-                action, logprob_buf[t], value_buf[t], h, _ = act(
-                    obs_buf[t], prev_action_buf[t], prev_reward_buf[t], new_task_buf[t], h)
-                actions_buf[t], action = action, action.cpu()
-                # Unclipped, as in the reference: the reward's control cost sees the raw Gaussian sample, and MuJoCo
-                # clamps the motor command to its range itself.
-                env_action = action.numpy()
-                next_obs, reward, terminated, truncated, info = vec.step(env_action)
-                ended = terminated | truncated
-                r = torch.as_tensor(reward, dtype=torch.float32)
-                norm_r = torch.from_numpy(scale_reward(r.numpy(), ended, carry["disc_return"], reward_rms, args.gamma,
-                                                          args.reward_clip))
-                a_in = action.float().view(N, act_dim) if agent.discrete else torch.as_tensor(env_action)
-                if truncated.any():  # a time limit is not an end: bootstrap from the last observation
-                    idx = np.flatnonzero(truncated)
-                    with torch.no_grad():
-                        fin = torch.as_tensor(info["final_obs"][idx], device=device)
-                        lf, _ = agent.encoder(fin[None], a_in[idx][None].to(device), r[idx][None].to(device),
-                                              torch.zeros(1, len(idx), device=device), h[idx])
-                        _, vf = agent.heads(lf[0], fin)
-                    norm_r[idx] += args.gamma * vf.cpu()
-                reward_buf[t], ended_buf[t] = norm_r, torch.as_tensor(ended, dtype=torch.float32)
-
-                # Next step's inputs: a new task starts with a zero hidden state and no previous action.
-                done_t = torch.as_tensor(ended, dtype=torch.float32)
-                carry["obs"] = torch.as_tensor(next_obs)
-                carry["prev_action"] = a_in * (1.0 - done_t).unsqueeze(1)
-                carry["prev_reward"] = r * (1.0 - done_t)
-                carry["new_task"] = done_t
-
-                # Bookkeeping of returns: per meta-episode and per inner episode (adaptation, ep1..epK).
-                carry["meta_return"] += reward
-                carry["ep_returns"][np.arange(N), np.minimum(carry["ep_index"], K - 1)] += reward
-                inner_end = ended | ((next_obs[:, -1] == 1) if K > 1 else ended)
-                carry["ep_index"] += inner_end
-                if "success" in info:  # ML10: Meta-World's flag, "solved at some step of this inner episode"
-                    finished_success.extend(info["success"][inner_end])
-                for i in np.flatnonzero(ended):
-                    finished_meta.append(carry["meta_return"][i])
-                    finished_eps.append(carry["ep_returns"][i].copy())
-                    carry["meta_return"][i], carry["ep_returns"][i], carry["ep_index"][i] = 0.0, 0.0, 0
-        carry["h"] = h
-
-        # ------------------------------------------------------------------ GAE across the meta-episode
-        with torch.no_grad(), amp():
-            nxt = [carry[k][None].to(device) for k in ("obs", "prev_action", "prev_reward", "new_task")]
-            ln, _ = agent.encoder(*nxt, h)
-            _, next_value = agent.heads(ln[0], nxt[0][0])
-            values = value_buf.cpu()  # GAE on the CPU: a loop of tiny steps
-            advantages = compute_gae(reward_buf, values, ended_buf, next_value.cpu(), args.gamma, args.gae_lambda)
-            returns_buf.copy_(advantages + values)
-            advantages_buf.copy_((advantages - advantages.mean()) / (advantages.std() + 1e-8))
-
-        # ------------------------------------------------------------------ PPO update (full BPTT)
-        stats = {k: [] for k in stat_names}
-        envs_per_mb = N // args.num_minibatches
-        for _ in range(args.update_epochs):
-            perm = torch.randperm(N).to(device)
-            for start in range(0, N, envs_per_mb):
-                loss, *values = ppo_step(perm[start:start + envs_per_mb]).tolist()
-                if not math.isfinite(loss):
-                    save(update, "checkpoint_nan.pt")
-                    sys.exit(f"{METHOD}: non-finite loss at update {update}; the state at that point is in "
-                             f"{os.path.join(args.run_dir, 'checkpoint_nan.pt')} (try a lower --lr)")
-                optimizer.step()
-                for k, v in zip(stat_names, values):
-                    stats[k].append(v)
-        agent.obs_rms.update(obs_buf)  # after the update, so rollout and update saw the same statistics
-
-        # ------------------------------------------------------------------ logging
-        elapsed += time.time() - t0
-        row = {"update": update, "global_step": update * batch, "episodes": len(finished_meta),
-               "return": float(np.mean(finished_meta)) if finished_meta else None,
-               "success": float(np.mean(finished_success)) if finished_success else None,
-               "sps": int((update - start_update) * batch / max(elapsed - session_start, 1e-9)),
-               "lr": lr, "time": round(elapsed, 2)} | {k: float(np.mean(v)) for k, v in stats.items()}
-        for k in range(K):
-            row[f"return_ep{k + 1}"] = float(np.mean([e[k] for e in finished_eps])) if finished_eps else None
-        rows.append(row)
-        with open(progress_csv, "a") as fh:  # one line per update, before the checkpoint that covers it
-            fh.write(csv_line(row, columns))
-        if writer is not None:
-            for k, v in row.items():
-                if isinstance(v, float):
-                    writer.add_scalar(k, v, row["global_step"])
-        if update % args.log_every == 0 or update == num_updates or time.time() - last_print > 30:
-            last_print = time.time()
-            eta = (num_updates - update) * batch / max(row["sps"], 1) / 60
-            eps = " ".join(_fmt(row[f"return_ep{k + 1}"], 2) for k in range(K))
-            print(f"{METHOD} {args.env} | update {update}/{num_updates} | frames {row['global_step']:,} | "
-                  f"sps {row['sps']:,} | eta {f'{eta / 60:.1f}h' if eta > 60 else f'{eta:.1f}m'} | "
-                  f"return {_fmt(row['return'], 2)} | per episode {eps} | latent grad {row['latent_grad_norm']:.3g}", flush=True)
-        if update == num_updates or (args.save_every and update % args.save_every == 0) or INTERRUPTED:
-            save(update)
-        if INTERRUPTED and update < num_updates:
-            vec.close()
-            print(f"interrupted after update {update}/{num_updates}, saved; continue with: "
-                  f"python {METHOD}.py --resume {args.run_dir}", flush=True)
-            sys.exit(130)
-        if args.stop_after and update - start_update >= args.stop_after and update < num_updates:
-            print(f"stopping after {args.stop_after} updates (--stop-after); continue with: "
-                  f"python {METHOD}.py --resume {args.run_dir}")
-            vec.close()
-            return None
-    vec.close()
-    if writer is not None:
-        writer.close()
-    recent = [float(r["return"]) for r in rows[-max(1, len(rows) // 10):] if r["return"] not in (None, "")]
-    summary = {"method": METHOD, "env": args.env, "seed": args.seed, "lr": args.lr, "updates": num_updates,
-               "global_step": num_updates * batch, "final_return": float(np.mean(recent)) if recent else None,
-               "sps": rows[-1]["sps"] if rows else None}
-    atomic_write(os.path.join(args.run_dir, "summary.json"), lambda fh: fh.write(json.dumps(summary).encode()))
-    print(f"done: {json.dumps(summary)}", flush=True)
-    return summary
 
 
 if __name__ == "__main__":
