@@ -33,6 +33,7 @@ import torch
 import envs
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+WEIGHTS = ("checkpoint.pt", "model.pt")  # a run's weights: its last checkpoint, or the final policy it ships
 
 def play(agent, vec, obs, K: int, meta_episodes: int, greedy: bool = True, tasks=None, on_step=None, once=False):
     """Run `agent` on `vec` (first observations `obs`) until `meta_episodes` meta-episodes finish; returns
@@ -88,27 +89,33 @@ def play(agent, vec, obs, K: int, meta_episodes: int, greedy: bool = True, tasks
 
 
 def run_config(run_dir: str):
-    """(the script module that trained the run, its Args); a ValueError (one line) if config.json is unreadable."""
+    """(the script module that trained the run, its Args), from config.json or, in a folder that holds only the
+    final policy, model.pt; a ValueError (one line) if neither can be read."""
     try:
-        with open(os.path.join(run_dir, "config.json")) as fh:
-            cfg = json.load(fh)
+        if os.path.exists(os.path.join(run_dir, "config.json")) or not os.path.exists(os.path.join(run_dir, "model.pt")):
+            with open(os.path.join(run_dir, "config.json")) as fh:
+                cfg = json.load(fh)
+        else:
+            model = torch.load(os.path.join(run_dir, "model.pt"), map_location="cpu", weights_only=False)
+            cfg = model["args"] | {"method": model["method"]}
         method = cfg["method"]
         module = importlib.import_module(method)
         args = module.Args(**{k: v for k, v in cfg.items() if k in {f.name for f in dataclasses.fields(module.Args)}})
-    except (OSError, ValueError, KeyError, TypeError, ImportError) as e:
+    except (OSError, ValueError, KeyError, TypeError, ImportError, RuntimeError) as e:
         raise ValueError(f"{run_dir}: config.json is missing or unreadable ({type(e).__name__})") from None
     return module, args
 
 
 def load_agent(run_dir: str, module, args, vec):
-    """(the Agent with the run's final weights, its checkpoint); a ValueError (one line) if checkpoint.pt is bad."""
+    """(the Agent with the run's final weights, from checkpoint.pt or else model.pt, and that file's contents); a
+    ValueError (one line) if the file is bad."""
     agent = module.Agent(vec.single_observation_space.shape[0], vec.single_action_space, envs.get_spec(args.env), args)
+    name = "checkpoint.pt" if os.path.exists(os.path.join(run_dir, "checkpoint.pt")) else "model.pt"
     try:
-        ckpt = torch.load(os.path.join(run_dir, "checkpoint.pt"), map_location="cpu", weights_only=False)
+        ckpt = torch.load(os.path.join(run_dir, name), map_location="cpu", weights_only=False)
         agent.load_state_dict(ckpt["agent"])
     except Exception as e:  # truncated, empty, garbage, or another script's checkpoint
-        raise ValueError(f"{run_dir}: checkpoint.pt is damaged or does not fit {module.METHOD}.py "
-                         f"({type(e).__name__})") from None
+        raise ValueError(f"{run_dir}: {name} is damaged or does not fit {module.METHOD}.py ({type(e).__name__})") from None
     return agent.eval(), ckpt
 
 
@@ -262,12 +269,14 @@ def video(run_dir: str, path: str, max_steps: int = 0, size=(256, 192), stride: 
 def replay(run_dir: str, updates: int = 3, tolerance: float = 1e-3, script_dir: str = HERE) -> str:
     """Re-runs the first `updates` updates of the run in `run_dir` from its config.json with today's script, in
     a temporary folder, and compares every column of progress.csv but `time` and `sps` with the run's own rows.
-    Returns "match (...)", with the largest difference found, or the first update and column that differ. Two numbers match when they differ by at most
-    `tolerance` times the largest magnitude of that column in the compared rows (so a loss that happens to
-    cross 0 is judged on its scale, not on its tiny value); 0 asks for identical text. The default allows
-    what another CPU model's float rounding does to the same computation (measured between an Intel Xeon
-    and an AMD EPYC: up to 7e-5 of a column's scale) and catches a changed setting or network line, which
-    moves the first updates' losses by far more. `script_dir`: where today's scripts are."""
+    Returns "match (...)", with the largest difference found, or the first update and column that differ. Two
+    numbers match when they differ by at most `tolerance` times the largest magnitude of that column in the
+    compared rows (so a loss that happens to cross 0 is judged on its scale, not on its tiny value); 0 asks for
+    identical text. The default allows what another CPU model's float rounding does to the same computation
+    on the grids (measured between an Intel Xeon and an AMD EPYC: up to 7e-5 of a column's scale) and catches a
+    changed setting or network line, which moves the first updates' losses by far more. `script_dir`: where
+    today's scripts are. A MuJoCo run made on another CPU model cannot replay here (MuJoCo is chaotic); for it
+    the check is whether the script of its own commit and today's give the same rows on this CPU."""
     try:
         with open(os.path.join(run_dir, "config.json")) as fh:
             cfg = json.load(fh)
@@ -283,24 +292,56 @@ def replay(run_dir: str, updates: int = 3, tolerance: float = 1e-3, script_dir: 
     for key, value in cfg.items():
         if key in fields and value is not None and key not in ("run_dir", "resume", "stop_after", "cuda", "cudagraphs"):
             flags += [f"--{key.replace('_', '-')}", str(value).lower() if isinstance(value, bool) else str(value)]
+    today = _rerun(cfg["method"], flags, len(committed), script_dir)
+    if isinstance(today, str):
+        return f"today's {today}"
+    verdict = _compare(committed, today, tolerance, "committed")
+    note = machine_note(cfg) if verdict.startswith("differs") else ""
+    commit, dirty = (cfg.get("commit") or "").partition("+")[::2]  # (+changes: the checkout had uncommitted edits)
+    if note and len(commit) == 40:  # the same check on this CPU: the run's own code against today's
+        with tempfile.TemporaryDirectory() as tmp:
+            made = os.path.join(tmp, "code")
+            if subprocess.run(["git", "worktree", "add", "--detach", made, commit], cwd=HERE, capture_output=True).returncode:
+                return verdict + note + f"; its commit {commit[:7]} is not in this clone"
+            try:
+                then = _rerun(cfg["method"], flags, len(committed), made)
+            finally:
+                subprocess.run(["git", "worktree", "remove", "--force", made], cwd=HERE, capture_output=True)
+        if isinstance(then, str):
+            return verdict + note + f"; the script of its commit {commit[:7]} {then}"
+        same = _compare(then, today, 0.0, f"its commit {commit[:7]}'s script here")
+        if same.startswith("match"):  # (the word "differ" must not appear: logs are grepped for it)
+            return (f"cannot replay here{note[:-1].replace(' (made on', ': made on', 1)}; on this CPU its commit "
+                    f"{commit[:7]}'s script{' (without the uncommitted edits it ran with)' if dirty else ''} and "
+                    f"today's match (identical first {len(today)} updates)")
+        return verdict + note + f"; on this CPU today's {same.replace('committed', 'its commit')}"
+    return verdict + note
+
+
+def _rerun(method, flags, updates, script_dir):
+    """The progress.csv rows of `updates` updates of `script_dir`/`method`.py with `flags`, or why it failed."""
     with tempfile.TemporaryDirectory() as tmp:
-        p = subprocess.run([sys.executable, os.path.join(script_dir, f"{cfg['method']}.py"), *flags, "--run-dir",
-                            os.path.join(tmp, "run"), "--stop-after", str(len(committed)), "--log-every", "1000000"],
+        p = subprocess.run([sys.executable, os.path.join(script_dir, f"{method}.py"), *flags, "--run-dir",
+                            os.path.join(tmp, "run"), "--stop-after", str(updates), "--log-every", "1000000"],
                            capture_output=True, text=True)
         if p.returncode != 0:
-            return f"today's {cfg['method']}.py failed: {(p.stderr.strip().splitlines() or ['?'])[-1]}"
+            return f"{method}.py failed: {(p.stderr.strip().splitlines() or ['?'])[-1]}"
         with open(os.path.join(tmp, "run", "progress.csv")) as fh:
-            today = list(csv.DictReader(fh))
+            return list(csv.DictReader(fh))
+
+
+def _compare(reference, today, tolerance, what):
+    """'match (...)' or where `today`'s rows first differ from `reference`'s (`what` names the reference)."""
     def number(text):
         try:
             return float(text)
         except (TypeError, ValueError):
             return None
 
-    scale = {col: max([abs(number(r[col])) for r in committed if number(r[col]) is not None] or [0.0])
-             for col in committed[0]} if committed else {}
+    scale = {col: max([abs(number(r[col])) for r in reference if number(r[col]) is not None] or [0.0])
+             for col in reference[0]} if reference else {}
     largest = 0.0
-    for old, new in zip(committed, today):
+    for old, new in zip(reference, today):
         for col in old:
             if col in ("time", "sps"):
                 continue
@@ -312,11 +353,24 @@ def replay(run_dir: str, updates: int = 3, tolerance: float = 1e-3, script_dir: 
             same = tolerance > 0 and number(a) is not None and number(b) is not None and \
                 abs(number(a) - number(b)) <= tolerance * scale[col] + 1e-12
             if not same:
-                return f"differs at update {old['update']}, column {col}: committed {a!r}, today {b!r}"
-    if len(today) < len(committed):
-        return f"today's run logged {len(today)} of {len(committed)} updates"
+                return f"differs at update {old['update']}, column {col}: {what} {a!r}, today {b!r}"
+    if len(today) < len(reference):
+        return f"run logged {len(today)} of {len(reference)} updates"
     # (a match line never says "differ": readers and scripts grep a replay log for that word to find stale runs)
     return f"match (within {largest:.1g} of its column's scale)" if largest else "match (identical)"
+
+
+def machine_note(cfg) -> str:
+    """Why a MuJoCo run that differs may still be today's code's run: it was made on another CPU model (MuJoCo is
+    chaotic: an action changed by 1e-7 moves a 200-step HalfCheetah return by tens), or its CPU is not recorded."""
+    if cfg["env"].startswith(("gridworld", "mc-ls")):
+        return ""
+    here = importlib.import_module(cfg["method"]).provenance()["machine"]["cpu"]
+    made = cfg.get("machine", {}).get("cpu")
+    if made == here:
+        return ""
+    return (f" (made on {made or 'a CPU model config.json does not record'}, this is {here}: MuJoCo runs replay "
+            f"exactly only on the CPU model that made them)")
 
 
 def main(argv=None):
@@ -374,11 +428,14 @@ def main(argv=None):
         print(f"{len(runs) - stale - unchecked} of {len(runs)} runs match their first {args.replay_updates} updates"
               + (f"; {unchecked} cannot be replayed on this machine" if unchecked else ""))
         return 1 if stale else 0
-    runs = sorted({os.path.dirname(c) for p in args.paths for q in glob.glob(p) or [p]
-                   for c in glob.glob(os.path.join(q, "**", "checkpoint.pt"), recursive=True)})
-    runs = [r for r in runs if args.all or os.path.exists(os.path.join(r, "summary.json"))]
+    runs = sorted({os.path.dirname(c) for p in args.paths for q in glob.glob(p) or [p] for name in WEIGHTS
+                   for c in glob.glob(os.path.join(q, "**", name), recursive=True)})
+    runs = [r for r in runs if args.all or os.path.exists(os.path.join(r, "summary.json")) or
+            not os.path.exists(os.path.join(r, "checkpoint.pt"))]  # (model.pt alone: a finished run's final policy)
     if not runs:
-        parser.error(f"no finished run with a checkpoint.pt under {' '.join(args.paths)} (--all for unfinished)")
+        parser.error(f"no run with weights under {' '.join(args.paths)}: a run's checkpoint.pt stays on the machine that "
+                     f"trained it (git ignores it), and only the runs that ship a model.pt (results/: README) can be "
+                     f"evaluated elsewhere" + ("" if args.all else "; --all evaluates unfinished runs too"))
     for run in runs:
         try:
             if run_config(run)[1].env == "ml10":

@@ -76,12 +76,22 @@ def smooth(y, frac=0.1):
     return out
 
 
-# One look per method, families apart: the recurrent family in blues, VariBAD in greens, task inference in
-# oranges, reds and purples; within a family the line style tells the members apart.
-STYLE = {"rnn": ("#6baed6", "--"), "rnn_s": ("#2171b5", "-."), "rnn_hn": ("#08306b", "-"),
-         "rnn_hn-kaiming": ("#9ecae1", ":"), "rnn_hn-bf16": ("#e7298a", "--"), "vi": ("#74c476", "--"), "vi_hn": ("#00441b", "-"),
-         "ti_naive": ("#fdae6b", ":"), "ti": ("#f16913", "--"), "ti_pp": ("#cb181d", "-."), "ti_hn": ("#9e9ac8", "--"),
-         "ti_pp_hn": ("#67000d", "-"), "bi_pp_hn": ("#54278f", "-.")}
+# Every method's name as the README writes it, and its look: one colour and one line style per method, the same
+# in every figure. Keys are the variants' names (the scripts' run_name, also the run folders' middle part).
+NAMES = {"rnn": "RNN", "rnn_s": "RNN+S", "rnn_hn": "RNN+HN", "rnn_hn-kaiming": "RNN+HN Kaiming", "vi_hn": "VI+HN",
+         "vi_hn-vi": "VI", "ti_pp_hn": "TI++HN", "ti_pp_hn-ti_pp": "TI++", "ti_pp_hn-ti_hn": "TI+HN",
+         "ti_pp_hn-bi_pp_hn": "BI++HN", "ti": "TI", "ti-naive": "TI Naive"}
+STYLE = {"rnn": ("#1f77b4", "--"), "rnn_s": ("#17becf", "-."), "rnn_hn": ("#d62728", "-"),
+         "rnn_hn-kaiming": ("#e377c2", ":"), "vi_hn": ("#2ca02c", "-"), "vi_hn-vi": ("#bcbd22", "--"),
+         "ti_pp_hn": ("#9467bd", "-"), "ti_pp_hn-ti_pp": ("#8c564b", "-."), "ti_pp_hn-ti_hn": ("#7f7f7f", "--"),
+         "ti_pp_hn-bi_pp_hn": ("#000000", ":"), "ti": ("#ff7f0e", "--"), "ti-naive": ("#393b79", ":"),
+         "rnn_hn-bf16": ("#ff9896", "--")}
+
+
+def display(method):
+    """The README's name of a method (its bf16 runs: "<name> bf16")."""
+    base = method.removesuffix("-bf16")
+    return NAMES.get(base, base) + (" bf16" if method.endswith("-bf16") else "")
 
 
 def style(method):
@@ -89,20 +99,19 @@ def style(method):
     return {"color": colour, "ls": ls}
 
 
-# Variants a script's flags select, named as in the paper: (script, flag, value) -> method.
-VARIANTS = {("vi_hn", "hn", False): "vi", ("ti_pp_hn", "hn", False): "ti_pp", ("ti_pp_hn", "pp", False): "ti_hn",
-            ("ti_pp_hn", "target", "weights"): "bi_pp_hn", ("ti", "naive", True): "ti_naive"}
+# Runs older than config.json's "variant": their variant from their flags, as the scripts' run_name names it.
+VARIANTS = {("rnn_hn", "hyper_init", "kaiming"): "kaiming", ("vi_hn", "hn", False): "vi", ("ti_pp_hn", "hn", False): "ti_pp",
+            ("ti_pp_hn", "pp", False): "ti_hn", ("ti_pp_hn", "target", "weights"): "bi_pp_hn", ("ti", "naive", True): "naive"}
 
 
 def label(cfg, folder):
-    """The method's name in plots and tables: the script's, or its variant's; `-kaiming` for that ablation,
-    `-bf16` for a run in bf16 (so that it is never averaged with fp32 seeds)."""
-    method = cfg.get("method") or os.path.basename(folder).split("__")[1]
-    for (script, flag, value), name in VARIANTS.items():
-        if method == script and cfg.get(flag) == value:
-            method = name
-    return method + ("-kaiming" if cfg.get("hyper_init") == "kaiming" else "") + \
-        ("-bf16" if cfg.get("precision") == "bf16" else "")
+    """The run's variant name (`rnn_hn-kaiming`, `vi_hn-vi`, ...; `-bf16` for a run in bf16, so that it is never
+    averaged with fp32 seeds): config.json's "variant", or for older runs the same name from their flags."""
+    if "variant" in cfg:
+        return cfg["variant"]
+    method = cfg.get("method") or os.path.basename(folder).split("__")[1].split("-")[0]
+    tags = [tag for (script, flag, value), tag in VARIANTS.items() if method == script and cfg.get(flag) == value]
+    return "-".join([method] + tags + ["bf16"] * (cfg.get("precision") == "bf16"))
 
 
 def load_runs(paths, finished=False, frames=None):
@@ -148,7 +157,6 @@ def load_runs(paths, finished=False, frames=None):
             greedy_parts |= {f"episode {i + 1}": v for i, v in enumerate(ev.get("return_per_episode", []))}
         parts = os.path.basename(folder).split("__")  # <env>__<script>[-<tag>]__lr<lr>__s<seed>, sweep.py's names
         runs.append({"folder": folder, "env": cfg["env"], "method": method, "lr": cfg["lr"], "seed": cfg["seed"],
-                     "folder_name": parts[1] if len(parts) == 4 else method,
                      "greedy": greedy, "greedy_parts": greedy_parts,
                      "done": done,
                      "step": col("global_step"), "return": col("return"), "grad": col("latent_grad_norm"),
@@ -222,8 +230,9 @@ def main(argv=None):
     parser.add_argument("--bayes", default=os.path.join(HERE, "results", "bayes_optimal.json"),
                         help="Bayes-optimal returns per env (default: results/bayes_optimal.json beside plot.py)")
     parser.add_argument("--finished", action="store_true", help="leave out runs still in progress (no summary.json)")
-    parser.add_argument("--methods", default=None, help="comma-separated methods to draw (names as in the table, "
-                                                        "e.g. rnn,rnn_s,rnn_hn,rnn_hn-kaiming,vi,ti_naive); default: all")
+    parser.add_argument("--methods", default=None, help="comma-separated methods to draw, by their folders' names "
+                        "(rnn,rnn_s,rnn_hn,rnn_hn-kaiming,vi_hn-vi,ti-naive, ...) or the README's (RNN+HN, TI++, ...); "
+                        "default: all")
     parser.add_argument("--prefix", default="", help="prefix of the output file names, e.g. fig9_")
     parser.add_argument("--frames", type=float, default=None, help="cut every run at this many frames (longer runs "
                         "count as finished there, without their final policy's greedy eval), e.g. 2.5e6")
@@ -232,12 +241,9 @@ def main(argv=None):
         parser.error("--frames must be > 0")
     runs = load_runs(args.paths, args.finished, args.frames)
     if args.methods:
-        # A method may be named as in the tables (ti_pp) or as in its folders (ti_pp_hn-pp): the same runs.
-        aliases = {r["folder_name"]: r["method"] for r in runs if r["folder_name"] != r["method"]}
+        # A method is named as in its folders (ti_pp_hn-ti_pp) or as in the README (TI++): the same runs.
+        aliases = {display(r["method"]): r["method"] for r in runs}
         wanted = [aliases.get(m, m) for m in args.methods.split(",")]
-        for m in args.methods.split(","):
-            if m in aliases and aliases[m] != m:
-                print(f"--methods: {m} (its folders' name) is {aliases[m]} in the figures and tables", file=sys.stderr)
         have = sorted({r["method"] for r in runs})
         unknown = [m for m in wanted if m not in have]
         if runs and unknown:  # a misspelt name would silently drop a method from the figure
@@ -252,6 +258,9 @@ def main(argv=None):
         print(f"warning: {env} {method} lr {lr:g}: more than one run of seed(s) {sorted(set(seeds))}; "
               f"each seed's longest run is used", file=sys.stderr)
     live = [r for r in runs if not r["done"]]
+    if len(live) == len(runs):
+        parser.error(f"no finished run (summary.json) under {' '.join(args.paths)}: {len(live)} still running; "
+                     f"plot.py draws them beside finished ones")
     out = args.out or (args.paths[0] if os.path.isdir(args.paths[0]) else ".")
     os.makedirs(out, exist_ok=True)
     import matplotlib
@@ -286,7 +295,7 @@ def main(argv=None):
             for name, key in (("returns", "return"), ("grad_norm", "grad")):
                 mean, lo, hi = mean_curve(group, key, grid)
                 ax = figs[name][1][0, j]
-                line, = ax.plot(grid, mean, label=f"{method} (lr {lr:g}, {len(group)} seed{'s' if len(group) > 1 else ''})",
+                line, = ax.plot(grid, mean, label=f"{display(method)} (lr {lr:g}, {len(group)} seed{'s' if len(group) > 1 else ''})",
                                 **style(method))
                 ax.fill_between(grid, lo, hi, color=line.get_color(), alpha=0.15)
             finals = [late_mean(r["return"]) for r in group]
@@ -301,18 +310,19 @@ def main(argv=None):
                 print(f"warning: {env} {method} lr {lr:g}: runs of {end:.3g} to {longest:.3g} frames pooled "
                       f"(--frames {end:.3g} compares them at one budget)", file=sys.stderr)
             frames = f"{end:.3g} to {longest:.3g} (mixed)" if mixed else f"{end:.3g}"
-            table.append(f"| {env} | {method} | {lr:g} | {len(group)} | {frames} | {with_ci(finals)} "
+            table.append(f"| {env} | {display(method)} | {lr:g} | {len(group)} | {frames} | {with_ci(finals)} "
                          f"| {pct(np.mean(finals))} | {g[0]} | {g[1]} |")
         for r in live:  # in progress: one dotted line each, apart from the seed means
             if r["env"] == env:
                 figs["returns"][1][0, j].plot(r["step"], smooth(r["return"]), ls=":", lw=1,
-                                              label=f"{r['method']} (lr {r['lr']:g}, seed {r['seed']}, in progress)")
+                                              label=f"{display(r['method'])} (lr {r['lr']:g}, seed {r['seed']}, in progress)")
         for name, ylabel in (("returns", "meta-episode return (training)"), ("grad_norm", "latent gradient norm")):
             ax = figs[name][1][0, j]
             if name == "returns" and env in bayes:
                 ax.axhline(bayes[env], ls="--", color="k", label="Bayes-optimal")
             ax.set(title=env, xlabel="frames", ylabel=ylabel)
-            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the axes, off the data
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the axes, off the data
     for name, (fig, _) in figs.items():
         fig.text(0.5, 0.01, CAPTION, ha="center", fontsize=7)
         fig.tight_layout(rect=(0, 0.04, 1, 1))
@@ -330,14 +340,15 @@ def main(argv=None):
             cis = np.array([bootstrap_ci(late[:, i]) for i in range(late.shape[1])])
             axes[0, j].errorbar(k, late.mean(0), yerr=[late.mean(0) - cis[:, 0], cis[:, 1] - late.mean(0)],
                                 marker="o", markersize=4, capsize=2, **style(method),
-                                label=f"{method} (lr {lr:g}, {len(group)} seed{'s' if len(group) > 1 else ''})")
+                                label=f"{display(method)} (lr {lr:g}, {len(group)} seed{'s' if len(group) > 1 else ''})")
         per_episode = bayes.get("per_episode", {}).get(env)
         if per_episode:
             axes[0, j].plot(np.arange(1, len(per_episode) + 1), per_episode, "k_", markersize=22, mew=2,
                             label="Bayes-optimal")
         axes[0, j].set(title=env, xlabel="inner episode", ylabel="return (last 10% of training)")
         axes[0, j].xaxis.set_major_locator(plt.MaxNLocator(integer=True))  # episodes are 1..K
-        axes[0, j].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+        if axes[0, j].get_legend_handles_labels()[0]:
+            axes[0, j].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.text(0.5, 0.01, "points: seed mean over the last 10% of updates; bars: 68% bootstrap CI over seeds",
              ha="center", fontsize=7)
     fig.tight_layout(rect=(0, 0.04, 1, 1))
@@ -352,7 +363,7 @@ def main(argv=None):
         group = groups[(env, method, lr)]
         grads = [r["grad"] for r in group]
         hours = np.mean([r["hours"] for r in group])  # NaN for logs without a time column
-        table.append(f"| {env} | {method} | {lr:g} | {len(group)} | {with_ci([np.nanmean(r['return']) for r in group])} | "
+        table.append(f"| {env} | {display(method)} | {lr:g} | {len(group)} | {with_ci([np.nanmean(r['return']) for r in group])} | "
                      f"{with_ci([early_mean(g) for g in grads])} | {with_ci([late_mean(g) for g in grads])} | "
                      f"{f'{hours:.2f}' if np.isfinite(hours) else ''} |")
     parts = sorted({k for r in runs for k in r["greedy_parts"]})
@@ -363,7 +374,7 @@ def main(argv=None):
             group = groups[(env, method, lr)]
             cells = [with_ci([r["greedy_parts"][k] for r in group]) if all(k in r["greedy_parts"] for r in group)
                      else "" for k in parts]
-            table.append(f"| {env} | {method} | {lr:g} | " + " | ".join(cells) + " |")
+            table.append(f"| {env} | {display(method)} | {lr:g} | " + " | ".join(cells) + " |")
     # One row per run behind the means above, so that a per-run table in a README is copied, not computed by hand.
     table += ["", "Every run counted at the best lr (whole-curve: mean training return over all updates; final: "
                   "over the last 10%; greedy parts: per direction, and per inner episode where there are several):", "",
@@ -375,7 +386,7 @@ def main(argv=None):
             gparts = "; ".join(f"{k} {v:.2f}" for k, v in sorted(r["greedy_parts"].items())
                                if "episode 2" in r["greedy_parts"] or k != "episode 1")  # one episode: the total
             hours = f"{r['hours']:.2f}" if np.isfinite(r["hours"]) else ""
-            table.append(f"| {env} | {method} | {lr:g} | {r['seed']} | {r['step'][-1]:.3g} | "
+            table.append(f"| {env} | {display(method)} | {lr:g} | {r['seed']} | {r['step'][-1]:.3g} | "
                          f"{np.nanmean(r['return']):.2f} | {late_mean(r['return']):.2f} | {greedy} | {gparts} | "
                          f"{hours} | {os.path.relpath(r['folder'], out)} |")
     table += ["", "Every learning rate (score: the seed-mean of each curve's average return, the selection rule, over "
@@ -388,7 +399,7 @@ def main(argv=None):
             greedy = [r["greedy"] for r in group if r["greedy"] is not None]
             best_mark = " (best)" if best[(env, method)] == lr else ""
             basis = f"{len(lrs[lr])} seed{'s' * (len(lrs[lr]) > 1)}, " + (f"{n} updates" if n else "whole curves")
-            table.append(f"| {env} | {method} | {lr:g}{best_mark} | {len(group)} | {np.mean(lrs[lr]):.2f} | {basis} | "
+            table.append(f"| {env} | {display(method)} | {lr:g}{best_mark} | {len(group)} | {np.mean(lrs[lr]):.2f} | {basis} | "
                          f"{np.mean([late_mean(r['return']) for r in group]):.2f} | "
                          f"{f'{np.mean(greedy):.2f}' if len(greedy) == len(group) else ''} |")
     done = [r for r in runs if r["done"]]
@@ -396,7 +407,7 @@ def main(argv=None):
                   f"core-hours (one torch thread each; evaluation not counted)."]
     if duplicates:
         table += ["", "Seeds with more than one finished run (only each seed's longest run is counted): " +
-                  "; ".join(f"{env} {method} lr {lr:g}: {sorted(set(s))}" for (env, method, lr), s in sorted(duplicates.items()))]
+                  "; ".join(f"{env} {display(method)} lr {lr:g}: {sorted(set(s))}" for (env, method, lr), s in sorted(duplicates.items()))]
     if live:
         table += ["", "Runs in progress (drawn dotted in returns.png, not counted above):", "",
                   "| run | frames | return (last 10% of its updates) |", "|---|---|---|"]

@@ -45,7 +45,8 @@ METHOD = "rnn_hn"
 class Args:
     env: str = field(default="gridworld", metadata={"help": "task distribution", "choices": list(envs.ENVS)})
     seed: int = field(default=73, metadata={"help": "seed of torch, numpy and the envs"})
-    lr: float = field(default=3e-4, metadata={"help": "Adam learning rate (the paper sweeps 3e-3..3e-5)"})
+    lr: float = field(default=None, metadata={"help": "Adam learning rate (default: our best for the env, BEST_LR, "
+                                                      "else 3e-4; the paper sweeps 3e-3..3e-5)"})
     total_timesteps: int = field(default=None, metadata={"help": "env frames to train for (1e5 is accepted)"})
     num_envs: int = field(default=None, metadata={"help": "parallel envs (meta-episodes) per rollout"})
     num_steps: int = field(default=None, metadata={"help": "rollout length per env per update"})
@@ -82,6 +83,18 @@ class Args:
     resume: str = field(default=None, metadata={"help": "continue the run in this folder from its checkpoint"})
     stop_after: int = field(default=0, metadata={"help": "exit after N updates of this session without saving, "
                                                           "as a kill would (tests, time-boxed sessions)"})
+
+
+def run_name(args) -> str:
+    """The variant's name (RNN+HN; rnn_hn-kaiming: its Kaiming ablation; `-bf16` in bf16): in run folders, progress
+    lines, config.json and sweep.py's folders; plot.py shows it as the README's method name."""
+    return METHOD + ("-kaiming" if args.hyper_init == "kaiming" else "") + ("-bf16" * (args.precision == "bf16"))
+
+
+# The learning rate when --lr is not given: the best of our runs per variant and env (sweeps of 1e-3 and 3e-4 on
+# Grid-World, pilots of 1e-3, 3e-4 and 1e-4 on MuJoCo: results/), else 3e-4.
+BEST_LR = {"rnn_hn": {"gridworld": 3e-4, "cheetah-dir": 3e-4, "walker": 1e-3},
+           "rnn_hn-kaiming": {"gridworld": 3e-4, "walker": 3e-4}}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -486,6 +499,9 @@ def parse_args(argv=None) -> Args:
     for name in PER_ENV:
         if getattr(args, name) is None:
             setattr(args, name, getattr(spec, name))
+    if args.lr is None:
+        args.lr = BEST_LR.get(run_name(args), {}).get(args.env, 3e-4)
+        args.lr_note = " (our best on this env; --lr sets another)" if args.env in BEST_LR.get(run_name(args), {}) else ""
     size = next((k for k in ("gru_size", "latent_dim", "latent_embed", "state_embed") if getattr(args, k, 1) <= 0), "")
     checks = operational_checks(args) + [
               (0 < args.lr < math.inf, "--lr must be a finite number > 0"), (args.seed >= 0, "--seed must be >= 0"),
@@ -499,7 +515,9 @@ def parse_args(argv=None) -> Args:
               (not size, f"--{size.replace('_', '-')} must be > 0"),
               (args.run_dir is None or not os.path.exists(os.path.join(args.run_dir, "config.json")),
                f"--run-dir {args.run_dir} already holds a run: continue it with --resume {args.run_dir}, "
-               f"or choose another folder")]
+               f"or choose another folder"),
+              (args.run_dir is None or not not_a_folder(args.run_dir),
+               f"--run-dir {args.run_dir}: {not_a_folder(args.run_dir or '.')} is a file, not a folder; choose another")]
     for ok, msg in checks:
         if not ok:
             parser.error(msg)
@@ -632,7 +650,7 @@ class Run:
         self.state, self.carry, self.vec = state, carry, vec
         self.start_update, self.elapsed, self.rows, self.finished = 0, 0.0, [], False  # elapsed: summed over sessions
         if args.run_dir is None:
-            args.run_dir = os.path.join("runs", f"{args.env}__{METHOD}__{args.seed}__{int(time.time())}")
+            args.run_dir = os.path.join("runs", f"{args.env}__{run_name(args)}__{args.seed}__{int(time.time())}")
         os.makedirs(args.run_dir, exist_ok=True)
         for stale in glob.glob(os.path.join(args.run_dir, "*.tmp*")):  # left behind by a kill during a write
             os.remove(stale)
@@ -650,10 +668,11 @@ class Run:
             with open(os.path.join(args.run_dir, "config.json")) as fh:
                 saved = json.load(fh)
             made_by = {k: saved[k] for k in made_by if k in saved} if "commit" in saved else made_by
-        config = dataclasses.asdict(args) | {"resume": None, "stop_after": 0, "method": METHOD} | made_by
+        config = dataclasses.asdict(args) | {"resume": None, "stop_after": 0, "method": METHOD,
+                                             "variant": run_name(args)} | made_by
         atomic_write(os.path.join(args.run_dir, "config.json"), lambda fh: fh.write(json.dumps(config, indent=1).encode()))
-        print(f"{METHOD} {args.env}: {num_updates} update{'s' * (num_updates > 1)} of {batch:,} frames, logs in "
-              f"{args.run_dir}", flush=True)
+        print(f"{run_name(args)} {args.env}: {num_updates} update{'s' * (num_updates > 1)} of {batch:,} frames at lr "
+              f"{args.lr:g}{getattr(args, 'lr_note', '')}, logs in {args.run_dir}", flush=True)
         try:
             from torch.utils.tensorboard import SummaryWriter  # optional
 
@@ -703,7 +722,7 @@ class Run:
         if [int(r["update"]) for r in self.rows] != list(range(1, self.start_update + 1)):
             print(f"warning: {self.progress_csv} lacks some of updates 1-{self.start_update} (written by an older version?)")
         print(f"resuming {args.run_dir} at update {self.start_update}/{self.num_updates}", flush=True)
-        for done_file in ("summary.json", "eval.json"):  # extended: unfinished again, they told of the shorter run
+        for done_file in ("summary.json", "eval.json", "model.pt"):  # extended: they told of the shorter run
             if os.path.exists(os.path.join(args.run_dir, done_file)):
                 os.remove(os.path.join(args.run_dir, done_file))
         return True
@@ -752,7 +771,7 @@ class Run:
             eta = (num_updates - update) * batch / max(row["sps"], 1) / 60
             eps = " ".join(_fmt(row[f"return_ep{k + 1}"], 2) for k in range(K))
             latent = "pre-training" if row.get("pretraining") else f"latent grad {row['latent_grad_norm']:.3g}"
-            print(f"{METHOD} {args.env} | update {update}/{num_updates} | frames {row['global_step']:,} | "
+            print(f"{run_name(args)} {args.env} | update {update}/{num_updates} | frames {row['global_step']:,} | "
                   f"sps {row['sps']:,} | eta {f'{eta / 60:.1f}h' if eta > 60 else f'{eta:.1f}m'} | "
                   f"return {_fmt(row['return'], 2)} | per episode {eps} | {latent}", flush=True)
         if update == num_updates or (args.save_every and update % args.save_every == 0) or INTERRUPTED:
@@ -770,13 +789,18 @@ class Run:
         return True
 
     def finish(self):
-        """summary.json: the run is done (final_return: the mean training return over the last 10% of updates)."""
+        """model.pt, the final policy (weights and normalisers: what acting needs, a fraction of the checkpoint),
+        then summary.json: the run is done (final_return: the mean training return over the last 10% of updates)."""
         args, rows = self.args, self.rows
         self.vec.close()
         if self.writer is not None:
             self.writer.close()
+        model = dict(agent=self.state["agent"].state_dict(), update=self.num_updates, method=METHOD,
+                     variant=run_name(args), args=dataclasses.asdict(args))
+        atomic_write(os.path.join(args.run_dir, "model.pt"), lambda fh: torch.save(model, fh))
         recent = [float(r["return"]) for r in rows[-max(1, len(rows) // 10):] if r["return"] not in (None, "")]
-        summary = {"method": METHOD, "env": args.env, "seed": args.seed, "lr": args.lr, "updates": self.num_updates,
+        summary = {"method": METHOD, "variant": run_name(args), "env": args.env, "seed": args.seed, "lr": args.lr,
+                   "updates": self.num_updates,
                    "global_step": self.num_updates * self.batch, "final_return": float(np.mean(recent)) if recent else None,
                    "sps": rows[-1]["sps"] if rows else None}
         atomic_write(os.path.join(args.run_dir, "summary.json"), lambda fh: fh.write(json.dumps(summary).encode()))
@@ -817,6 +841,14 @@ class CudaGraph:
 
 
 # Files are written to a temporary file, then renamed (atomic on POSIX).
+def not_a_folder(path):
+    """The first existing part of `path` that is not a folder (no run folder can be made there), or None."""
+    p = os.path.abspath(path)
+    while not os.path.exists(p) and os.path.dirname(p) != p:
+        p = os.path.dirname(p)
+    return None if os.path.isdir(p) else p
+
+
 def atomic_write(path, write):
     tmp = f"{path}.tmp{os.getpid()}"
     with open(tmp, "wb") as fh:

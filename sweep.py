@@ -2,12 +2,15 @@
 
     python sweep.py --scripts rnn,rnn_s,rnn_hn --envs gridworld --lrs 1e-3,3e-4 --seeds 73,20,3 \
         --out results/gridworld
-    python sweep.py ... --extra "--hyper-init kaiming" --tag kaiming    # an ablation, its own folders
-    python sweep.py ... --slurm sweep.sbatch                            # write a Slurm job array instead
+    python sweep.py ... --extra "--hyper-init kaiming"   # a variant: its own folders (rnn_hn-kaiming)
+    python sweep.py ... --slurm sweep.sbatch             # write a Slurm job array instead
     python sweep.py ... --lrs best:1e-3,3e-4,1e-4 --seeds 73,20,3 \
         --pilots results/pilots --extra "--total-timesteps 1e7"         # each method at its pilots' best lr
 
-Each run lives in `<out>/<env>__<script>[-<tag>]__lr<lr>__s<seed>/`. A run with summary.json is done and
+Each run lives in `<out>/<env>__<name>__lr<lr>__s<seed>/`, where <name> is the variant's (the script's
+`run_name`: rnn_hn, rnn_hn-kaiming, vi_hn-vi, ti-naive, ...), then `-<tag>` if --tag is given. Every grid
+entry's flags are parsed by its script's own parser before anything starts: a typo in --extra is one line,
+not a failed grid. A run with summary.json is done and
 skipped, unless the sweep asks for more frames (a larger `--total-timesteps` in --extra): then it is extended
 from its final checkpoint; where that checkpoint is gone (checkpoints are not committed) it cannot be, and the
 sweep says so and leaves it as it is (running it again from update 0 would overwrite the record `--lrs best`
@@ -59,24 +62,27 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.error = lambda msg: p.exit(2, f"{p.prog}: error: {msg}\n")
-    p.add_argument("--scripts", default="rnn,rnn_s,rnn_hn", help="comma-separated method scripts")
+    p.add_argument("--scripts", default="rnn,rnn_s,rnn_hn", help="comma-separated method scripts (rnn or rnn.py)")
     p.add_argument("--envs", default="gridworld", help="comma-separated env names")
     p.add_argument("--lrs", default="1e-3,3e-4", help="comma-separated learning rates, or best:A,B,... (each env "
                    "and method at the best of these by its finished pilots in --pilots)")
-    p.add_argument("--pilots", default=None, help="folder of the pilots that --lrs best reads (default: --out)")
+    p.add_argument("--pilots", default=None, help="folder of the pilots that --lrs best reads; None: --out")
     p.add_argument("--seeds", default="73,20,3", help="comma-separated seeds")
-    p.add_argument("--out", default="results/sweep", help="folder of the run folders")
+    p.add_argument("--out", default="runs/sweep", help="folder of the run folders (results/ holds the committed ones)")
     p.add_argument("--extra", default="", help="extra flags for every run, e.g. '--hyper-init kaiming'")
-    p.add_argument("--tag", default="", help="suffix of the method in folder names (for --extra ablations)")
-    p.add_argument("--workers", type=int, default=0, help="parallel runs (default: GPUs x per-gpu, or CPU cores)")
-    p.add_argument("--per-gpu", type=int, default=0, help="runs at a time on each GPU (default: 8 under CUDA MPS, else 1)")
-    p.add_argument("--gpus", default=None, help="GPU ids to use, comma-separated (default: every GPU torch sees)")
+    p.add_argument("--tag", default="", help="suffix of the variant's name in folder names (for --extra ablations that "
+                   "the script's own variant name does not tell, e.g. --recon-coef 0)")
+    p.add_argument("--workers", type=_positive, default=None, help="parallel runs; None: GPUs x per-gpu, or CPU cores")
+    p.add_argument("--per-gpu", type=_positive, default=None, help="runs at a time on each GPU; None: 8 under CUDA MPS, "
+                   "else 1")
+    p.add_argument("--gpus", default=None, help="GPU ids to use, comma-separated; None: every GPU torch sees")
     p.add_argument("--no-gpu", action="store_true", help="ignore GPUs")
     p.add_argument("--dry-run", action="store_true", help="print where each run would go and its command; start nothing")
     p.add_argument("--evaluate", action="store_true", help="evaluate.py (greedy return, eval.json) on each run as it finishes")
     p.add_argument("--slurm", default=None, help="write a Slurm job-array script here instead of running")
+    p.add_argument("--time", default="3-00:00:00", help="--slurm: each array task's time limit")
     p.add_argument("--index", type=int, default=None, help="run only this grid entry (used by the Slurm array)")
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--extra" in argv[:-1]:  # argparse reads a lone flag value ("--extra --naive") as a flag of its own
@@ -84,9 +90,7 @@ def parse_args(argv=None):
         argv[i:i + 2] = [f"--extra={argv[i + 1]}"]
     args = p.parse_args(argv)
     args.argv = argv  # the Slurm script repeats them
-    if args.workers < 0 or args.per_gpu < 0:
-        p.error("--workers and --per-gpu must be >= 0 (0: automatic)")
-    args.scripts = args.scripts.split(",")
+    args.scripts = [s.removesuffix(".py") for s in args.scripts.split(",")]
     bad = [s for s in args.scripts if s not in SCRIPTS]
     if bad:
         p.error(f"unknown script {bad[0]!r}; choose from: {', '.join(SCRIPTS)}")
@@ -102,9 +106,14 @@ def parse_args(argv=None):
     args.best = args.lrs.startswith("best:")
     try:
         args.lrs = [float(x) for x in args.lrs.removeprefix("best:").split(",")]
+    except ValueError:
+        p.error(f"--lrs {args.lrs}: give numbers, or best:numbers, comma-separated, like 1e-3,3e-4")
+    try:
         args.seeds = [int(x) for x in args.seeds.split(",")]
-    except ValueError as e:
-        p.error(f"--lrs takes numbers (or best:numbers) and --seeds integers, comma-separated ({e})")
+    except ValueError:
+        p.error(f"--seeds {args.seeds}: give integers, comma-separated, like 73,20,3")
+    if not_a_folder(args.out):
+        p.error(f"--out {args.out}: {not_a_folder(args.out)} is a file, not a folder; choose another")
     if args.best and args.slurm:
         p.error("--lrs best picks from finished pilots; write the Slurm script with the picked --lrs instead")
     if args.pilots is not None and not args.best:
@@ -113,6 +122,24 @@ def parse_args(argv=None):
         p.error(f"--pilots {args.pilots} is not a folder")
     args.pilots = args.out if args.pilots is None else args.pilots
     return args
+
+
+def _positive(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r} (leave the flag out for the default)")
+    return value
+
+
+def not_a_folder(path):
+    """The first existing part of `path` that is not a folder (no folder can be made there), or None."""
+    p = os.path.abspath(path)
+    while not os.path.exists(p) and os.path.dirname(p) != p:
+        p = os.path.dirname(p)
+    return None if os.path.isdir(p) else p
 
 
 def best_lr(out: str, env: str, method: str, lrs):
@@ -145,30 +172,44 @@ def meta_rl_return(row):
     return float(row["return"]) if row["return"] and row.get("pretraining") not in ("1", "1.0") else None
 
 
+def script_args(script, argv, where):
+    """The script's own Args for these flags; its one-line refusal ends the sweep before any run starts."""
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err):
+            return importlib.import_module(script).parse_args(argv)
+    except SystemExit:
+        refusal = (err.getvalue().strip().splitlines() or ["?"])[-1].split("error: ", 1)[-1]
+        sys.exit(f"sweep.py: {script}.py refuses {where}: {refusal}")
+
+
 def grid(args):
-    tag = "-" + args.tag if args.tag else ""  # (the method in folder names)
+    # Each env and script's variant name (the script's run_name, then --tag): the method in folder names. Parsing
+    # every grid entry's flags here, with the script's own parser, stops a typo before anything starts.
+    tag = "-" + args.tag if args.tag else ""
+    names = {}
+    for env, script in itertools.product(args.envs, args.scripts):
+        probe = {"env": env, "lr": args.lrs[0], "seed": args.seeds[0]}
+        names[(env, script)] = importlib.import_module(script).run_name(
+            script_args(script, settings(probe, args), f"--extra {args.extra!r} on {env}")) + tag
     lrs = {(env, script): args.lrs for env in args.envs for script in args.scripts}
     for env, script in list(lrs) if args.best else []:
-        lr, score = best_lr(args.pilots, env, script + tag, args.lrs)
+        lr, score = best_lr(args.pilots, env, names[(env, script)], args.lrs)
         if lr is None:
-            print(f"--lrs best: {env} {script + tag} left out: {score}")
+            print(f"--lrs best: {env} {names[(env, script)]} left out: {score}")
             del lrs[(env, script)]
         else:
-            print(f"--lrs best: {env} {script + tag} at {lr:g} (whole-curve mean return: "
+            print(f"--lrs best: {env} {names[(env, script)]} at {lr:g} (whole-curve mean return: "
                   f"{', '.join(f'{k:g} {v:.1f}' for k, v in score.items())})")
             lrs[(env, script)] = [lr]
     runs = []
     for seed, script, env in itertools.product(args.seeds, args.scripts, args.envs):
         for lr in lrs.get((env, script), []):
             run = {"script": script, "env": env, "lr": lr, "seed": seed,
-                   "dir": os.path.join(args.out, f"{env}__{script}{tag}__lr{lr:g}__s{seed}")}
-            try:
-                with contextlib.redirect_stderr(io.StringIO()):
-                    wanted = importlib.import_module(script).parse_args(settings(run, args))
-                run["frames"], run["updates"] = wanted.total_timesteps, max(1, wanted.total_timesteps // (
-                    wanted.num_envs * wanted.num_steps))
-            except SystemExit:  # settings the script refuses: it says why in the run's log (a FAILED row)
-                run["frames"], run["updates"] = None, 0
+                   "dir": os.path.join(args.out, f"{env}__{names[(env, script)]}__lr{lr:g}__s{seed}")}
+            wanted = script_args(script, settings(run, args), f"lr {lr:g}, seed {seed} on {env}")
+            run["frames"], run["updates"] = wanted.total_timesteps, max(1, wanted.total_timesteps // (
+                wanted.num_envs * wanted.num_steps))
             runs.append(run)
     return runs
 
@@ -277,16 +318,16 @@ def start_mps():
 
 
 def write_slurm(args, runs):
-    sweep_args = [a for a in args.argv if not a.startswith("--slurm=")]  # (--slurm FILE or --slurm=FILE)
-    if "--slurm" in sweep_args:
-        i = sweep_args.index("--slurm")
-        del sweep_args[i:i + 2]
+    sweep_args = [a for a in args.argv if not a.startswith(("--slurm=", "--time="))]  # (--slurm FILE or --slurm=FILE)
+    for flag in ("--slurm", "--time"):
+        if flag in sweep_args:
+            i = sweep_args.index(flag)
+            del sweep_args[i:i + 2]
     body = f"""#!/bin/bash
 #SBATCH --job-name=hyper-sweep
 #SBATCH --array=0-{len(runs) - 1}
-#SBATCH --gres=gpu:1
-#SBATCH --cpus-per-task=2
-#SBATCH --time=3-00:00:00
+{"" if args.no_gpu else "#SBATCH --gres=gpu:1" + chr(10)}#SBATCH --cpus-per-task=2
+#SBATCH --time={args.time}
 #SBATCH --output={args.out}/slurm-%A_%a.out
 # One array task per grid entry; a requeued or repeated task resumes its run or skips it when done.
 cd {shlex.quote(HERE)}

@@ -159,6 +159,16 @@ def test_cheetah_dir_eval_reports_each_direction_apart(cheetah_run):
     assert json.loads((cheetah_run / "eval.json").read_text())["return_per_direction"] == per
 
 
+def test_per_direction_returns_go_to_their_own_direction(cheetah_run, monkeypatch):
+    # known returns per task: every forward task 10, every backward one -4 (a swap of the two keeps the keys and
+    # the average, so only known values can catch it)
+    tasks = np.array([[1.0], [-1.0], [-1.0], [1.0]] * 4)
+    returns = np.where(tasks[:, 0] > 0, 10.0, -4.0)
+    monkeypatch.setattr(evaluate, "play", lambda *a, **k: (returns, returns[:, None], tasks, np.zeros((16, 1))))
+    result = evaluate.evaluate(str(cheetah_run), meta_episodes=16)
+    assert result["return_per_direction"] == {"+1": 10.0, "-1": -4.0} and result["return"] == 3.0
+
+
 @pytest.fixture(scope="module")
 def offscreen_gl():
     """The environment for offscreen MuJoCo rendering, or a skip saying how to get it."""
@@ -226,3 +236,26 @@ def test_ml10_split_evaluation_counts_success_per_episode_and_class(tmp_path, mo
     assert all(c["success_per_episode"] == [0.0, 0.0, 0.0] for n, c in test["per_class"].items() if n != "door-close-v3")
     assert test["success_per_episode"] == pytest.approx([0.0, 0.2, 0.0]) and test["success"] == pytest.approx(0.2 / 3)
     assert json.loads((tmp_path / "run" / "eval.json").read_text())["test"] == test and "train" not in res
+
+
+def test_a_folder_with_only_model_pt_evaluates_as_the_run_did(tmp_path):
+    # Every finished run writes model.pt (its final policy: weights and normalisers, no optimiser state). A folder
+    # that holds nothing else evaluates to the run's own eval.json exactly on Grid-World, and --video takes it too.
+    import rnn_hn
+
+    run_dir = tmp_path / "run"
+    rnn_hn.main(rnn_hn.parse_args(["--env", "gridworld", "--total-timesteps", str(2 * 960), "--run-dir", str(run_dir)]))
+    full = evaluate.evaluate(str(run_dir), meta_episodes=64)
+    only = tmp_path / "shipped"
+    only.mkdir()
+    shutil.copy(run_dir / "model.pt", only / "model.pt")
+    assert os.path.getsize(only / "model.pt") < os.path.getsize(run_dir / "checkpoint.pt") / 2
+    p = subprocess.run([sys.executable, "evaluate.py", str(only), "--meta-episodes", "64"],
+                       cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert json.loads((only / "eval.json").read_text()) == full
+    # a finished run without weights: the message says why nothing can be evaluated
+    (only / "model.pt").unlink()
+    p = subprocess.run([sys.executable, "evaluate.py", str(only)],
+                       cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), capture_output=True, text=True)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "checkpoint.pt stays on the machine" in p.stderr

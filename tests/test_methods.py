@@ -468,8 +468,9 @@ def test_resume_from_a_damaged_run_is_one_line(finished_run, tmp_path, damage, c
         ckpt.write_bytes(b"")
     elif damage == "garbage":
         ckpt.write_bytes(os.urandom(3000))
-    elif damage == "config_missing":
+    elif damage == "config_missing":  # (with model.pt beside it, evaluate.py would read the settings there)
         (run_dir / "config.json").unlink()
+        (run_dir / "model.pt").unlink()
     else:
         (run_dir / "config.json").write_text("{not json")
     # Anything but SystemExit (a traceback) fails the test inside stops_with.
@@ -550,3 +551,46 @@ def test_every_script_takes_num_envs_and_reward_clip_from_the_env(method, monkey
     args = mod.parse_args(["--env", "ml10", "--num-envs", "16", "--reward-clip", "10"])
     assert (args.num_envs, args.reward_clip) == (16, 10.0)
 
+
+
+@pytest.mark.parametrize("method", ALL)
+def test_a_file_as_run_dir_is_one_line(method, tmp_path):
+    (tmp_path / "file").write_text("")
+    for run_dir in (tmp_path / "file", tmp_path / "file" / "run"):
+        p = subprocess.run([sys.executable, f"{method}.py", "--run-dir", str(run_dir)], cwd=ROOT, capture_output=True,
+                           text=True)
+        assert p.returncode == 2 and p.stderr.count("\n") == 1 and "is a file, not a folder" in p.stderr, p.stderr
+
+
+@pytest.mark.parametrize("method,flags,name", [("rnn_hn", ["--hyper-init", "kaiming"], "rnn_hn-kaiming"),
+                                               ("vi_hn", ["--hn", "false"], "vi_hn-vi"), ("ti", ["--naive"], "ti-naive"),
+                                               ("ti_pp_hn", ["--pp", "false"], "ti_pp_hn-ti_hn"), ("rnn", [], "rnn")])
+def test_a_variant_is_named_the_same_in_its_folder_log_and_config(method, flags, name, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # the default run folder: runs/<env>__<name>__<seed>__<time>
+    mod = importlib.import_module(method)
+    mod.main(mod.parse_args(["--env", "gridworld", "--total-timesteps", "960", *flags]))
+    out = capsys.readouterr().out
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert run_dir.name.startswith(f"gridworld__{name}__73__")
+    assert out.startswith(f"{name} gridworld: 1 update of 960 frames at lr 0.0003") and f"\n{name} gridworld | update 1/1" in out
+    measured = "gridworld" in mod.BEST_LR.get(name, {})  # the first line says where the default lr comes from
+    assert ("(our best on this env; --lr sets another)" in out.splitlines()[0]) == measured
+    config = json.loads((run_dir / "config.json").read_text())
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert config["variant"] == summary["variant"] == name and config["method"] == method
+
+
+@pytest.mark.parametrize("method", ALL)
+def test_the_default_learning_rate_is_our_best_for_the_env(method, capsys):
+    # without --lr: the best rate of our runs on that env (BEST_LR), said in the first line; elsewhere 3e-4
+    mod = importlib.import_module(method)
+    for name, by_env in mod.BEST_LR.items():
+        assert name.split("-")[0] == method and all(lr in (1e-3, 3e-4, 1e-4) for lr in by_env.values())
+    assert mod.parse_args(["--env", "cheetah-vel"]).lr == 3e-4  # (no runs there yet)
+    assert mod.parse_args(["--env", "walker", "--lr", "3e-3"]).lr == 3e-3
+    best = {"rnn": 1e-4, "rnn_s": 3e-4, "rnn_hn": 1e-3}  # Walker's pilots (results/mujoco/pilots)
+    if method in best:
+        args = mod.parse_args(["--env", "walker"])
+        assert args.lr == best[method] == mod.BEST_LR[method]["walker"]
+    if method == "rnn_hn":
+        assert mod.parse_args(["--env", "walker", "--hyper-init", "kaiming"]).lr == 3e-4  # its own pilots' pick

@@ -64,14 +64,14 @@ def test_best_lr_and_outputs(tmp_path):
     for name in ("returns.png", "grad_norm.png", "adaptation.png", "summary.md"):
         assert os.path.getsize(tmp_path / "figs" / name) > 1000 or name == "summary.md"
     table = (tmp_path / "figs" / "summary.md").read_text()
-    assert "| gridworld | rnn_hn | 0.001 | 3 | 4.8e+04 |" in table and "| gridworld | rnn | 0.0003 | 3 |" in table
+    assert "| gridworld | RNN+HN | 0.001 | 3 | 4.8e+04 |" in table and "| gridworld | RNN | 0.0003 | 3 |" in table
     # every lr is listed with its score; rnn at 1e-3 (slope 1): mean of seed-offset ramps 0..0.98
-    assert "| gridworld | rnn | 0.0003 (best) | 3 |" in table and "| gridworld | rnn | 0.001 | 3 |" in table
+    assert "| gridworld | RNN | 0.0003 (best) | 3 |" in table and "| gridworld | RNN | 0.001 | 3 |" in table
     # final return: last 5 of 50 points, 8 * mean(45..49) / 50 = 7.52, plus the seed offsets' mean 0.32;
     # 78% of the Bayes value 10; no eval.json, so the greedy columns are empty
-    assert "| gridworld | rnn_hn | 0.001 | 3 | 4.8e+04 | 7.84 [7.66, 8.02] | 78% |  |  |" in table
+    assert "| gridworld | RNN+HN | 0.001 | 3 | 4.8e+04 | 7.84 [7.66, 8.02] | 78% |  |  |" in table
     score = np.mean([np.mean(1.0 * np.arange(50) / 50 + s * 0.01) for s in (73, 20, 3)])
-    assert f"| gridworld | rnn | 0.001 | 3 | {score:.2f} |" in table
+    assert f"| gridworld | RNN | 0.001 | 3 | {score:.2f} |" in table
 
 
 def test_lr_score_is_the_pilots_after_the_winner_is_extended_and_seeded(tmp_path):
@@ -105,7 +105,7 @@ def test_runs_in_progress_are_drawn_apart_and_not_counted(tmp_path):
     write_run(tmp_path, "rnn", 1e-3, 3, slope=50.0, done=False)  # far better, but unfinished
     plot.main([str(tmp_path), "--out", str(tmp_path / "figs")])
     table = (tmp_path / "figs" / "summary.md").read_text()
-    assert "| gridworld | rnn | 0.001 | 2 | 4.8e+04 |" in table  # two seeds, the unfinished one left out
+    assert "| gridworld | RNN | 0.001 | 2 | 4.8e+04 |" in table  # two seeds, the unfinished one left out
     assert "Runs in progress" in table and "| gridworld__rnn__bias__lr0.001__s3 | 4.8e+04 |" in table
 
 
@@ -114,7 +114,7 @@ def test_duplicate_seeds_count_once_and_are_reported(tmp_path, capsys):
     write_run(tmp_path, "rnn", 1e-3, 5, slope=9.0, name="b")  # the same seed again
     plot.main([str(tmp_path), "--out", str(tmp_path / "figs")])
     table = (tmp_path / "figs" / "summary.md").read_text()
-    assert "| gridworld | rnn | 0.001 | 1 |" in table and "lr 0.001: [5]" in table
+    assert "| gridworld | RNN | 0.001 | 1 |" in table and "lr 0.001: [5]" in table
     assert "more than one run of seed(s) [5]" in capsys.readouterr().err
 
 
@@ -126,7 +126,7 @@ def test_a_seeds_longest_run_counts_whatever_the_folder_order(tmp_path):
     write_run(tmp_path, "rnn", 1e-3, 20, slope=9.0, name="c_long", updates=200)
     write_run(tmp_path, "rnn", 1e-3, 20, slope=1.0, name="d_pilot")
     plot.main([str(tmp_path), "--out", str(tmp_path / "figs")])
-    assert "| gridworld | rnn | 0.001 | 2 | 1.92e+05 |" in (tmp_path / "figs" / "summary.md").read_text()
+    assert "| gridworld | RNN | 0.001 | 2 | 1.92e+05 |" in (tmp_path / "figs" / "summary.md").read_text()
     # Cut at 48,000 frames all are 50 updates long: of a seed's runs, the one with a greedy eval of that point
     for name in ("a_pilot", "b_long", "c_long", "d_pilot"):  # the long runs' evals are of update 200, not 50
         json.dump({"return": 1.0}, open(tmp_path / name / "eval.json", "w"))
@@ -163,14 +163,49 @@ def test_greedy_eval_column(tmp_path):
     assert f"| 3.00 [{lo:.2f}, {hi:.2f}] |" in (tmp_path / "figs" / "summary.md").read_text()
 
 
-def test_variant_labels():
-    assert plot.label({"method": "vi_hn", "hn": False}, "x") == "vi"
+def test_variant_labels_and_display_names():
+    # config.json's "variant" (the scripts' run_name) wins; older runs get the same name from their flags
+    assert plot.label({"method": "vi_hn", "hn": False, "variant": "vi_hn-vi"}, "x") == "vi_hn-vi"
+    assert plot.label({"method": "vi_hn", "hn": False}, "x") == "vi_hn-vi"
     assert plot.label({"method": "vi_hn", "hn": True}, "x") == "vi_hn"
     assert plot.label({"method": "rnn_hn", "hyper_init": "kaiming"}, "x") == "rnn_hn-kaiming"
-    assert plot.label({"method": "ti_pp_hn", "target": "weights"}, "x") == "bi_pp_hn"
+    assert plot.label({"method": "ti_pp_hn", "target": "weights"}, "x") == "ti_pp_hn-bi_pp_hn"
+    assert plot.label({"method": "ti", "naive": True}, "x") == "ti-naive"
     assert plot.label({"method": "rnn_hn", "precision": "bf16"}, "x") == "rnn_hn-bf16"  # never pooled with fp32
     assert plot.label({"method": "rnn_hn", "precision": "fp32"}, "x") == "rnn_hn"
     assert plot.label({}, "runs/gridworld__rnn_s__3__17") == "rnn_s"  # configs older than the "method" key
+    assert [plot.display(m) for m in ("vi_hn-vi", "ti-naive", "ti_pp_hn-ti_hn", "rnn_hn-bf16")] == \
+        ["VI", "TI Naive", "TI+HN", "RNN+HN bf16"]
+
+
+def test_each_method_has_its_own_colour_and_line_in_every_figure(tmp_path):
+    # one look per method, whatever else a figure holds, and legends in the README's names
+    import matplotlib
+
+    matplotlib.use("Agg")
+    looks = {m: tuple(plot.STYLE[m]) for m in plot.NAMES}
+    assert len(set(c for c, _ in looks.values())) == len(plot.NAMES) >= 12  # every method its own colour
+    drawn = {}
+    for methods in (("rnn", "rnn_hn-kaiming", "ti-naive"), ("ti-naive", "vi_hn-vi", "rnn")):
+        folder = tmp_path / "-".join(methods)
+        for m in methods:
+            write_run(folder, m, 1e-3, 5, slope=1.0, name=f"gridworld__{m}__lr0.001__s5")
+            cfg = json.loads((folder / f"gridworld__{m}__lr0.001__s5" / "config.json").read_text())
+            json.dump(cfg | {"method": m.split("-")[0], "variant": m}, open(folder / f"gridworld__{m}__lr0.001__s5" / "config.json", "w"))
+        real = matplotlib.axes.Axes.plot
+
+        def recording(ax, *a, **kw):
+            drawn.setdefault(kw.get("label", "").split(" (")[0], set()).add((kw.get("color"), kw.get("ls")))
+            return real(ax, *a, **kw)
+
+        matplotlib.axes.Axes.plot = recording
+        try:
+            plot.main([str(folder), "--out", str(folder / "figs"), "--bayes", str(tmp_path / "none.json")])
+        finally:
+            matplotlib.axes.Axes.plot = real
+    for m in ("rnn", "rnn_hn-kaiming", "ti-naive", "vi_hn-vi"):
+        assert drawn[plot.display(m)] == {looks[m]}, m  # the same look in both figures, under the README's name
+    assert "ti-naive" not in drawn and "TI Naive" in drawn
 
 
 def test_methods_filter_order_and_prefix(tmp_path):
@@ -178,8 +213,8 @@ def test_methods_filter_order_and_prefix(tmp_path):
         write_run(tmp_path, method, 1e-3, 5, slope=1.0)
     plot.main([str(tmp_path), "--out", str(tmp_path / "figs"), "--methods", "rnn_hn,rnn", "--prefix", "fig9_"])
     table = (tmp_path / "figs" / "fig9_summary.md").read_text().splitlines()
-    assert [line.split(" | ")[1] for line in table[2:4]] == ["rnn_hn", "rnn"]  # --methods' order, rnn_s left out
-    assert "rnn_s" not in "".join(table)
+    assert [line.split(" | ")[1] for line in table[2:4]] == ["RNN+HN", "RNN"]  # --methods' order, rnn_s left out
+    assert "RNN+S" not in "".join(table)
     assert all((tmp_path / "figs" / f"fig9_{n}.png").exists() for n in ("returns", "grad_norm", "adaptation"))
     with pytest.raises(SystemExit):
         plot.main([str(tmp_path), "--out", str(tmp_path / "figs"), "--methods", "vi"])
@@ -188,10 +223,10 @@ def test_methods_filter_order_and_prefix(tmp_path):
 def test_methods_names_a_method_without_runs(tmp_path, capsys):
     for method in ("rnn", "ti"):
         write_run(tmp_path, method, 1e-3, 5, slope=1.0)
-    with pytest.raises(SystemExit):  # "ti-naive" for "ti_naive" must not quietly draw a figure without it
-        plot.main([str(tmp_path), "--out", str(tmp_path / "figs"), "--methods", "rnn,ti-naive"])
+    with pytest.raises(SystemExit):  # "ti_naive" for "ti-naive" must not quietly draw a figure without it
+        plot.main([str(tmp_path), "--out", str(tmp_path / "figs"), "--methods", "rnn,ti_naive"])
     err = capsys.readouterr().err
-    assert "ti-naive" in err and "rnn, ti" in err and "Traceback" not in err
+    assert "ti_naive" in err and "rnn, ti" in err and "Traceback" not in err
     assert not (tmp_path / "figs" / "returns.png").exists()
 
 
@@ -209,11 +244,11 @@ def test_efficiency_gradient_and_hours_table(tmp_path):
     table = (tmp_path / "figs" / "summary.md").read_text()
     # whole-curve means 9.5 (seed 20) and 10.5 (seed 73): resample means 9.5, 10, 10, 10.5 -> CI [9.50, 10.50];
     # the first 10% (2 of 20 updates) has norm 1, the last 10% norm 3; hours 1 and 2 -> 1.5 per seed, 3 in all
-    assert "| gridworld | rnn | 0.001 | 2 | 10.00 [9.50, 10.50] | 1.00 [1.00, 1.00] | 3.00 [3.00, 3.00] | 1.50 |" in table
+    assert "| gridworld | RNN | 0.001 | 2 | 10.00 [9.50, 10.50] | 1.00 [1.00, 1.00] | 3.00 [3.00, 3.00] | 1.50 |" in table
     assert "Training time of the 2 finished runs above: 3.0 core-hours" in table
     # one row per run, by seed: whole-curve 9.5 / 10.5, final (last 2 updates) 18.5 / 19.5, hours 2 / 1
-    assert "| gridworld | rnn | 0.001 | 20 | 1.92e+04 | 9.50 | 18.50 |  |  | 2.00 | ../gridworld__rnn__bias__lr0.001__s20 |" in table
-    assert "| gridworld | rnn | 0.001 | 73 | 1.92e+04 | 10.50 | 19.50 |  |  | 1.00 | ../gridworld__rnn__bias__lr0.001__s73 |" in table
+    assert "| gridworld | RNN | 0.001 | 20 | 1.92e+04 | 9.50 | 18.50 |  |  | 2.00 | ../gridworld__rnn__bias__lr0.001__s20 |" in table
+    assert "| gridworld | RNN | 0.001 | 73 | 1.92e+04 | 10.50 | 19.50 |  |  | 1.00 | ../gridworld__rnn__bias__lr0.001__s73 |" in table
 
 
 def test_every_run_row_shows_its_greedy_parts(tmp_path):
@@ -286,3 +321,14 @@ def test_pre_training_updates_are_left_out_of_curves_scores_and_the_lr_rule(tmp_
                         "--seeds", "73", "--out", str(tmp_path), "--no-gpu", "--dry-run"], cwd=root, capture_output=True,
                        text=True)
     assert p.stdout.splitlines()[0] == "--lrs best: gridworld ti at 0.001 (whole-curve mean return: 0.001 2.0, 0.0003 1.0)"
+
+
+def test_a_folder_with_no_finished_run_is_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    write_run(tmp_path, "rnn", 1e-3, 5, slope=1.0, done=False)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    p = subprocess.run([sys.executable, "plot.py", str(tmp_path), "--out", str(tmp_path / "figs")], cwd=root,
+                       capture_output=True, text=True)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "no finished run" in p.stderr, p.stderr

@@ -34,17 +34,49 @@ def sweep(*argv):
 
 def test_one_failing_run_does_not_stop_the_other(tmp_path):
     out = str(tmp_path / "sw")
-    # lr -1 is rejected by the script (exit 2): a deliberately failing run
-    common = ["--scripts", "rnn_hn", "--envs", "gridworld", "--lrs", "1e-3,-1", "--seeds", "3", "--out", out,
-              "--no-gpu", "--workers", "2", "--extra", "--total-timesteps 1920"]
-    p = sweep(*common)
+    common = ["--scripts", "rnn_hn", "--envs", "gridworld", "--lrs", "1e-3,3e-4", "--seeds", "3", "--out", out,
+              "--no-gpu", "--workers", "2"]
+    p = sweep(*common, "--extra", "--total-timesteps 1920 --save-every 1 --stop-after 1")
+    assert p.stdout.count(" | stopped early |") == 2, p.stdout + p.stderr
+    # a damaged checkpoint: that run's resume fails (exit 1), the other run goes on to the end
+    with open(os.path.join(out, "gridworld__rnn_hn__lr0.0003__s3", "checkpoint.pt"), "w") as fh:
+        fh.write("not a checkpoint")
+    p = sweep(*common, "--extra", "--total-timesteps 1920")
     assert p.returncode == 1, p.stdout + p.stderr
     assert "| gridworld__rnn_hn__lr0.001__s3 | done |" in p.stdout
-    assert "| gridworld__rnn_hn__lr-1__s3 | FAILED (exit 2): " in p.stdout and "--lr must be a finite number > 0" in p.stdout
-    assert os.path.exists(os.path.join(out, "gridworld__rnn_hn__lr0.001__s3", "progress.csv"))
-    assert not os.path.exists(os.path.join(out, "gridworld__rnn_hn__lr-1__s3"))  # no empty folder left behind
-    p = sweep(*common)  # the finished run is skipped, the failing one tried again
-    assert "| gridworld__rnn_hn__lr0.001__s3 | done (skipped) |" in p.stdout
+    assert "| gridworld__rnn_hn__lr0.0003__s3 | FAILED (exit 1): " in p.stdout and "is damaged" in p.stdout
+    p = sweep(*common, "--extra", "--total-timesteps 1920")  # the finished run is skipped, the failing one tried again
+    assert "| gridworld__rnn_hn__lr0.001__s3 | done (skipped) |" in p.stdout and "FAILED (exit 1)" in p.stdout
+
+
+def test_flags_the_scripts_refuse_stop_the_sweep_before_it_starts(tmp_path):
+    # a typo in --extra, or a value a script refuses: one line, before any run starts or any folder is made
+    out = tmp_path / "sw"
+    common = ["--scripts", "rnn,rnn_hn.py", "--envs", "gridworld,walker", "--seeds", "3", "--out", str(out), "--no-gpu"]
+    for extra, why in (("--hyper-int kaiming", "unrecognized arguments: --hyper-int kaiming"),
+                       ("--num-envs 3", "--num-envs 3 does not split into gridworld's 4 minibatches")):
+        p = sweep(*common, "--extra", extra)
+        assert p.returncode == 1 and p.stderr.count("\n") == 1 and why in p.stderr, p.stdout + p.stderr
+        assert "start" not in p.stdout and not out.exists()
+    p = sweep(*common, "--lrs", "-1")
+    assert p.returncode == 1 and "--lr must be a finite number > 0" in p.stderr and not out.exists()
+    for bad, why in ((["--seeds", "1.5"], "--seeds 1.5: give integers"), (["--workers", "0"], "expected a whole number >= 1"),
+                     (["--out", str(tmp_path / "file" / "sw")], "is a file, not a folder")):
+        (tmp_path / "file").write_text("")
+        p = sweep("--scripts", "rnn", "--no-gpu", *bad)
+        assert p.returncode == 2 and p.stderr.count("\n") == 1 and why in p.stderr, p.stderr
+
+
+def test_variant_names_are_the_folders(tmp_path):
+    # the script's own variant name names the folders; --tag only adds to it
+    common = ["--envs", "gridworld", "--lrs", "3e-4", "--seeds", "3", "--out", str(tmp_path), "--no-gpu", "--dry-run"]
+    for scripts, extra, name in (("ti", "--naive", "ti-naive"), ("vi_hn", "--hn false", "vi_hn-vi"),
+                                 ("ti_pp_hn", "--target weights", "ti_pp_hn-bi_pp_hn"),
+                                 ("rnn_hn", "--hyper-init kaiming", "rnn_hn-kaiming")):
+        p = sweep("--scripts", scripts, *common, "--extra", extra)
+        assert p.returncode == 0 and f"gridworld__{name}__lr0.0003__s3 " in p.stdout, p.stdout + p.stderr
+    p = sweep("--scripts", "ti", *common, "--extra", "--recon-coef 0", "--tag", "recon0")
+    assert "gridworld__ti-recon0__lr0.0003__s3 " in p.stdout
 
 
 def test_interrupted_run_is_resumed(tmp_path):

@@ -6,7 +6,7 @@ import time
 
 import torch
 
-run = sys.argv[1] if len(sys.argv) > 1 else "results/gridworld/gridworld__ti_pp_hn-bi__lr0.0003__s73"
+run = sys.argv[1] if len(sys.argv) > 1 else "results/gridworld/gridworld__ti_pp_hn-bi_pp_hn__lr0.0003__s73"
 torch.set_num_threads(1)
 ckpt = torch.load(f"{run}/checkpoint.pt", map_location="cpu", weights_only=False)
 weight = ckpt["agent"]["task_decoder.out.weight"]
