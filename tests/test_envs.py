@@ -169,6 +169,23 @@ def test_cheetah_dir_sign_flips_reward():
     np.testing.assert_allclose(np.array(rewards[0]) + ctrl, -(np.array(rewards[1]) + ctrl), rtol=1e-6)
 
 
+def test_ant_dir_ends_an_episode_when_the_torso_leaves_0_2_to_1_0():
+    # The health rule at each end of the torso's z range, just inside and just outside. Gravity and contacts are
+    # (constraints too) off and the body at rest, so one step leaves z where it was put and only the rule decides.
+    import mujoco
+
+    env = envs.make_env("ant-dir")
+    env.reset(seed=0, options={"task": [1.0]})
+    model, data = env.sim.model, env.sim.data
+    model.opt.gravity[:] = 0.0
+    model.opt.disableflags |= mujoco.mjtDisableBit.mjDSBL_CONTACT | mujoco.mjtDisableBit.mjDSBL_CONSTRAINT
+    for z, healthy in ((0.199, False), (0.201, True), (0.999, True), (1.001, False)):
+        data.qpos[2], data.qvel[:] = z, 0.0
+        mujoco.mj_forward(model, data)
+        _, _, fell = env.step_inner(np.zeros(8))
+        assert data.qpos[2] == pytest.approx(z, abs=1e-6) and fell == (not healthy), (z, fell)
+
+
 def test_mujoco_time_limit_is_truncation_and_obs_dims():
     assert envs.make_env("cheetah-vel").observation_space.shape == (17,)
     assert envs.make_env("ant-dir").observation_space.shape == (27,)

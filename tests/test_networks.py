@@ -10,6 +10,7 @@ import envs
 
 METHODS = ["rnn_hn", "rnn_s", "rnn"]
 HN = ["rnn_hn", "vi_hn", "ti_pp_hn"]  # the scripts with a hypernetwork policy (each has its own copy)
+ALL = ["rnn", "rnn_s", "rnn_hn", "vi_hn", "ti_pp_hn", "ti"]
 
 
 def make_agent(method, env="gridworld", *argv):
@@ -110,24 +111,24 @@ def test_encoder_resets_only_at_new_task_and_segments_match_stepwise(method):
     assert not torch.allclose(z2[12:, 0], z[12:, 0])
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", ALL)
 def test_gae_hand_computed(method):
-    # gamma = lam = 0.5, values 1, rewards (1, 0, 2), V(after the rollout) = 4. By hand:
-    # deltas d2 = 2 + 0.5 * 4 - 1 = 3, d1 = 0 + 0.5 - 1 = -0.5, d0 = 1 + 0.5 - 1 = 0.5;
-    # A2 = 3, A1 = -0.5 + 0.25 * 3 = 0.25, A0 = 0.5 + 0.25 * 0.25 = 0.5625.
-    # A meta-episode end after step 1: d1 = 0 - 1 = -1 and nothing flows back across it:
-    # A1 = -1, A0 = 0.5 + 0.25 * (-1) = 0.25 (A2 unchanged).
+    # gamma 0.5, lambda 0.8 (apart, so that one in the other's place shows), values 1, rewards (1, 0, 2),
+    # V(after the rollout) = 4. By hand: deltas d2 = 2 + 0.5 * 4 - 1 = 3, d1 = 0 + 0.5 - 1 = -0.5,
+    # d0 = 1 + 0.5 - 1 = 0.5; with gamma * lambda = 0.4: A2 = 3, A1 = -0.5 + 0.4 * 3 = 0.7, A0 = 0.5 + 0.4 * 0.7
+    # = 0.78. A meta-episode end after step 1: d1 = 0 - 1 = -1 and nothing flows back across it: A1 = -1,
+    # A0 = 0.5 + 0.4 * (-1) = 0.1 (A2 unchanged).
     mod = importlib.import_module(method)
     rewards, values = torch.tensor([[1.0], [0.0], [2.0]]), torch.ones(3, 1)
     ended = torch.zeros(3, 1)
-    adv = mod.compute_gae(rewards, values, ended, torch.tensor([4.0]), 0.5, 0.5)
-    torch.testing.assert_close(adv[:, 0], torch.tensor([0.5625, 0.25, 3.0]))
+    adv = mod.compute_gae(rewards, values, ended, torch.tensor([4.0]), 0.5, 0.8)
+    torch.testing.assert_close(adv[:, 0], torch.tensor([0.78, 0.7, 3.0]))
     ended[1] = 1.0
-    adv = mod.compute_gae(rewards, values, ended, torch.tensor([4.0]), 0.5, 0.5)
-    torch.testing.assert_close(adv[:, 0], torch.tensor([0.25, -1.0, 3.0]))
+    adv = mod.compute_gae(rewards, values, ended, torch.tensor([4.0]), 0.5, 0.8)
+    torch.testing.assert_close(adv[:, 0], torch.tensor([0.1, -1.0, 3.0]))
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", ALL)  # each script keeps its own copy of the loss
 def test_ppo_loss_hand_computed(method):
     mod = importlib.import_module(method)
     # Two samples, clip 0.2. Sample 0: ratio e^0.5 = 1.6487 with advantage +1: clipped to 1.2, so its

@@ -139,6 +139,27 @@ def test_task_loss_equals_the_plain_mean_squared_error(mod):
     torch.testing.assert_close(mod.task_loss(decoder, z, y), direct, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("mod,argv", [(ti_pp_hn, []), (ti_pp_hn, ["--pp", "false"]), (ti, []), (ti, ["--naive"])])
+def test_the_buffer_stores_the_task_each_meta_episode_was_played_in(mod, argv, tmp_path, monkeypatch):
+    # Each stored meta-episode's task must be the goal its own rewards were paid at: a task taken one step late
+    # (the next meta-episode's, which differs only at meta-episode ends) breaks that for almost every episode.
+    seen, real = [], mod.TrajectoryBuffer.add
+
+    def recording(self, obs, actions, rewards, cells, length, task):
+        seen.append((rewards[:length].copy(), cells[:length].copy(), np.array(task)))
+        return real(self, obs, actions, rewards, cells, length, task)
+
+    monkeypatch.setattr(mod.TrajectoryBuffer, "add", recording)
+    run(mod, *SMALL, *argv, "--total-timesteps", str(6 * 240), "--pretrain-updates", "0" if "--naive" in argv else "3",
+        tmp_path=tmp_path)
+    rewarded = 0
+    for rewards, cells, task in seen:
+        for cell in cells[rewards == 1.0]:  # where the meta-episode was rewarded is its task's goal
+            assert (int(cell) // 5, int(cell) % 5) == tuple(int(v) for v in task)
+        rewarded += bool((rewards == 1.0).any())
+    assert len(seen) == 6 * 4 and rewarded >= 5, rewarded  # (enough meta-episodes found their goal to tell)
+
+
 def test_ti_naive_regresses_the_true_goal(tmp_path, monkeypatch):
     seen, real = [], ti.elbo
 

@@ -57,6 +57,34 @@ def test_chained_kl_by_hand():
     assert vi_hn.elbo(agent, batch2, vae, 2.0, flagged=False)[2].item() == pytest.approx(2 * kl.item(), abs=1e-6)
 
 
+@pytest.mark.parametrize("name", ["vi_hn", "ti_pp_hn", "ti"])
+@pytest.mark.parametrize("decoder", ["reward", "state"])
+def test_reconstruction_term_by_hand(name, decoder):
+    # One meta-episode of H = 3 steps, L = 1, beliefs q_t = N(mu_t, ~0) so that z_t = mu_t. Every term t = 0..3
+    # decodes every step j = 0..2 from (z_t, s_j, a_j, s_j+1) (the state decoder: from (z_t, s_j, a_j), against
+    # s_j+1). A stub decoder that weighs each input apart makes any other input (a_j-1 for a_j, s_j+1 for s_j)
+    # change the sum; rec = sum_t sum_j (prediction - target)^2, over one meta-episode.
+    mod = importlib.import_module(name)
+    mu = torch.tensor([0.1, 0.2, 0.3, 0.4])
+    latent = torch.stack([mu, torch.full((4,), -200.0)], -1).unsqueeze(1)  # (H + 1, B, 2L), logvar -200
+    obs, actions, rewards = torch.tensor([[[0.0], [1.0], [2.0], [3.0]]]), torch.tensor([[[5.0], [6.0], [7.0]]]), \
+        torch.tensor([[0.5, 0.6, 0.7]])
+    stubs = {"reward": lambda z, s, a, s_next: z + 10 * a + 100 * s + 1000 * s_next,
+             "state": lambda z, s, a: z + 10 * a + 100 * s}
+    agent = SimpleNamespace(encoder=FixedBeliefs(latent), decoders={decoder: stubs[decoder]},
+                            task_decoder=SimpleNamespace(layers=[], out=torch.nn.Linear(1, 1)))
+    batch = dict(obs=obs, actions=actions, rewards=rewards, cells=torch.zeros(1, 3, dtype=torch.long),
+                 length=torch.tensor([3]))
+    vae = dict(decoders=(decoder,), terms=None, decoded=None)
+    extra = (torch.zeros(1, 1), 1.0, 0.0) if name != "vi_hn" else ()  # (TI: a task target, recon 1, task 0)
+    rec = mod.elbo(agent, batch, vae, 1.0, False, *extra)[1].item()
+    s, a, s_next = obs[0, :-1, 0], actions[0, :, 0], obs[0, 1:, 0]
+    target = rewards[0] if decoder == "reward" else s_next
+    expected = sum(float(((m + 10 * a + 100 * s + (1000 * s_next if decoder == "reward" else 0) - target) ** 2).sum())
+                   for m in mu)
+    assert rec == pytest.approx(expected, rel=1e-6)
+
+
 def grid_batch(goal, actions):
     """One Grid-World meta-episode (as the buffer stores it) with the given goal and actions."""
     env = envs.GridWorldEnv()
