@@ -275,8 +275,8 @@ def replay(run_dir: str, updates: int = 3, tolerance: float = 1e-3, script_dir: 
     identical text. The default allows what another CPU model's float rounding does to the same computation
     on the grids (measured between an Intel Xeon and an AMD EPYC: up to 7e-5 of a column's scale) and catches a
     changed setting or network line, which moves the first updates' losses by far more. `script_dir`: where
-    today's scripts are. A MuJoCo run made on another CPU model cannot replay here (MuJoCo is chaotic); for it
-    the check is whether the script of its own commit and today's give the same rows on this CPU."""
+    today's scripts are. A run made on another CPU model that differs cannot be replayed here (MuJoCo is
+    chaotic); for it the check is whether the script of its own commit and today's give the same rows here."""
     try:
         with open(os.path.join(run_dir, "config.json")) as fh:
             cfg = json.load(fh)
@@ -361,16 +361,15 @@ def _compare(reference, today, tolerance, what):
 
 
 def machine_note(cfg) -> str:
-    """Why a MuJoCo run that differs may still be today's code's run: it was made on another CPU model (MuJoCo is
-    chaotic: an action changed by 1e-7 moves a 200-step HalfCheetah return by tens), or its CPU is not recorded."""
-    if cfg["env"].startswith(("gridworld", "mc-ls")):
-        return ""
+    """Why a run that differs may still be today's code's run: it was made on another CPU model, whose float rounding
+    differs (MuJoCo is chaotic: an action changed by 1e-7 moves a 200-step HalfCheetah return by tens), or its CPU
+    is not recorded."""
     here = importlib.import_module(cfg["method"]).provenance()["machine"]["cpu"]
     made = cfg.get("machine", {}).get("cpu")
     if made == here:
         return ""
-    return (f" (made on {made or 'a CPU model config.json does not record'}, this is {here}: MuJoCo runs replay "
-            f"exactly only on the CPU model that made them)")
+    return (f" (made on {made or 'a CPU model config.json does not record'}, this is {here}: a run replays exactly "
+            f"only on the CPU model that made it, a MuJoCo run least of all)")
 
 
 def main(argv=None):
