@@ -152,10 +152,9 @@ def load_runs(paths, finished=False, frames=None):
         if os.path.exists(os.path.join(folder, "eval.json")) and not (frames and went_past):  # not the final policy
             with open(os.path.join(folder, "eval.json")) as fh:
                 ev = json.load(fh)
-            greedy = ev["return"]  # and its parts: per direction (Cheetah-Dir, Ant-Dir), per inner episode
+            greedy = ev.get("return")  # and its parts: per direction (Cheetah-Dir, Ant-Dir), per inner episode
             greedy_parts = {f"direction {k}": v for k, v in ev.get("return_per_direction", {}).items()}
             greedy_parts |= {f"episode {i + 1}": v for i, v in enumerate(ev.get("return_per_episode", []))}
-        parts = os.path.basename(folder).split("__")  # <env>__<script>[-<tag>]__lr<lr>__s<seed>, sweep.py's names
         runs.append({"folder": folder, "env": cfg["env"], "method": method, "lr": cfg["lr"], "seed": cfg["seed"],
                      "greedy": greedy, "greedy_parts": greedy_parts,
                      "done": done,
@@ -216,6 +215,28 @@ def early_mean(y):
     return np.nanmean(y[..., :max(1, y.shape[-1] // 10)], axis=-1)
 
 
+def task_groups(ax, env, by_order, groups):
+    """The greedy evaluation's return per task group (evaluate.py's eval.json: per direction on Cheetah-Dir and
+    Ant-Dir, per velocity bin on Cheetah-Vel), each method's seed mean with its 68% CI, side by side."""
+    drawn = [(m, lr) for (e, m), lr in by_order if e == env]
+    names = sorted({k for m, lr in drawn for r in groups[(env, m, lr)] for k in r["greedy_parts"] if k.startswith(
+        ("direction", "velocity"))})
+    for i, (method, lr) in enumerate(drawn):
+        group = groups[(env, method, lr)]
+        keys = [k for k in names if all(k in r["greedy_parts"] for r in group)]
+        if not keys:
+            continue
+        vals = np.array([[r["greedy_parts"][k] for k in keys] for r in group])
+        x = np.array([names.index(k) for k in keys]) + 0.5 * (i - (len(drawn) - 1) / 2) / max(len(drawn), 1)
+        cis = np.array([bootstrap_ci(vals[:, c]) for c in range(len(keys))])
+        ax.errorbar(x, vals.mean(0), yerr=[vals.mean(0) - cis[:, 0], cis[:, 1] - vals.mean(0)], marker="o",
+                    markersize=4, capsize=2, **style(method), label=f"{display(method)} (lr {lr:g}, {len(group)} "
+                    f"seed{'s' * (len(group) > 1)})")
+    ax.set_xticks(range(len(names)), [n.replace("direction +1", "forward").replace("direction -1", "backward")
+                                      for n in names])
+    ax.set(title=env, xlabel="task group (greedy evaluation, 1,024 tasks)", ylabel="greedy return of the final policy")
+
+
 def mean_curve(group, key, grid):
     ys = np.stack([np.interp(grid, r["step"], smooth(r[key])) for r in group])
     cis = np.array([bootstrap_ci(ys[:, i]) for i in range(len(grid))])
@@ -234,11 +255,15 @@ def main(argv=None):
                         "(rnn,rnn_s,rnn_hn,rnn_hn-kaiming,vi_hn-vi,ti-naive, ...) or the README's (RNN+HN, TI++, ...); "
                         "default: all")
     parser.add_argument("--prefix", default="", help="prefix of the output file names, e.g. fig9_")
+    parser.add_argument("--zoom", type=float, default=None, help="add a panel under each return panel showing the last "
+                        "fraction of the frames on its own y-range, e.g. 0.25")
     parser.add_argument("--frames", type=float, default=None, help="cut every run at this many frames (longer runs "
                         "count as finished there, without their final policy's greedy eval), e.g. 2.5e6")
     args = parser.parse_args(argv)
     if args.frames is not None and args.frames <= 0:
         parser.error("--frames must be > 0")
+    if args.zoom is not None and not 0 < args.zoom < 1:
+        parser.error("--zoom must be a fraction between 0 and 1, e.g. 0.25")
     runs = load_runs(args.paths, args.finished, args.frames)
     if args.methods:
         # A method is named as in its folders (ti_pp_hn-ti_pp) or as in the README (TI++): the same runs.
@@ -281,6 +306,12 @@ def main(argv=None):
              "| greedy eval return (mean [68% CI]) | % of Bayes-optimal |", "|---|---|---|---|---|---|---|---|---|"]
     figs = {name: plt.subplots(1, len(env_names), figsize=(5 * len(env_names) + 2.5, 3.8), squeeze=False)
             for name in ("returns", "grad_norm")}
+    zooms = []  # --zoom: a second row of return panels, the end of training on its own scale
+    if args.zoom:
+        fig = plt.figure(figsize=(5 * len(env_names) + 2.5, 7.2))
+        axes = fig.subplots(2, len(env_names), squeeze=False)
+        figs["returns"] = (fig, axes[:1])
+        zooms = list(axes[1])
     order = list(dict.fromkeys(r["method"] for r in runs))  # --methods' order, else by family (STYLE's order)
     if not args.methods:
         order.sort(key=lambda m: list(STYLE).index(m) if m in STYLE else len(STYLE))
@@ -291,20 +322,22 @@ def main(argv=None):
                 continue
             group = groups[(env, method, lr)]
             end = min(r["step"][-1] for r in group)
+            longest = max(r["step"][-1] for r in group)
             grid = np.linspace(0, end, 200)
+            on = sum(r["step"][-1] > 1.01 * end for r in group)  # seeds that ran on past the drawn end
+            legend = (f"{display(method)} (lr {lr:g}, {len(group)} seed{'s' * (len(group) > 1)} to {end:.2g} frames"
+                      + (f"; {on} ran on to {longest:.2g}" if on else "") + ")")
             for name, key in (("returns", "return"), ("grad_norm", "grad")):
                 mean, lo, hi = mean_curve(group, key, grid)
-                ax = figs[name][1][0, j]
-                line, = ax.plot(grid, mean, label=f"{display(method)} (lr {lr:g}, {len(group)} seed{'s' if len(group) > 1 else ''})",
-                                **style(method))
-                ax.fill_between(grid, lo, hi, color=line.get_color(), alpha=0.15)
+                for ax in [figs[name][1][0, j]] + ([zooms[j]] if name == "returns" and zooms else []):
+                    line, = ax.plot(grid, mean, label=legend, **style(method))
+                    ax.fill_between(grid, lo, hi, color=line.get_color(), alpha=0.15)
             finals = [late_mean(r["return"]) for r in group]
             pct = lambda x: f"{100 * x / bayes[env]:.0f}%" if env in bayes else ""  # noqa: E731
             greedy = [r["greedy"] for r in group if r["greedy"] is not None]
             g = ["", ""]
             if len(greedy) == len(group):  # only when every seed has been evaluated
                 g = [with_ci(greedy), pct(np.mean(greedy))]
-            longest = max(r["step"][-1] for r in group)
             mixed = longest > 1.01 * end  # seeds at different budgets: their finals are not one quantity
             if mixed:
                 print(f"warning: {env} {method} lr {lr:g}: runs of {end:.3g} to {longest:.3g} frames pooled "
@@ -321,6 +354,18 @@ def main(argv=None):
             if name == "returns" and env in bayes:
                 ax.axhline(bayes[env], ls="--", color="k", label="Bayes-optimal")
             ax.set(title=env, xlabel="frames", ylabel=ylabel)
+            if name == "grad_norm":  # norms that differ by 10x and more stay readable side by side
+                ax.set_yscale("log")
+                ax.set_ylabel("latent gradient norm (log scale)")
+            if name == "returns" and zooms:  # the last `--zoom` of the frames, on its own y-range
+                lo_x = (1 - args.zoom) * ax.get_xlim()[1]
+                zooms[j].set_xlim(lo_x, ax.get_xlim()[1])
+                ys = [y for line in zooms[j].get_lines() for x, y in zip(*line.get_data()) if x >= lo_x and np.isfinite(y)]
+                if ys:
+                    pad = 0.05 * (max(ys) - min(ys) + 1e-9)
+                    zooms[j].set_ylim(min(ys) - pad, max(ys) + pad)
+                zooms[j].set(title=f"last {args.zoom:.0%} of the frames", xlabel="frames")
+                zooms[j].tick_params(labelsize=7)
             if ax.get_legend_handles_labels()[0]:
                 ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the axes, off the data
     for name, (fig, _) in figs.items():
@@ -332,6 +377,10 @@ def main(argv=None):
     # adaptation: per inner episode, the late-training return of each best-lr method
     fig, axes = plt.subplots(1, len(env_names), figsize=(5 * len(env_names) + 2.5, 3.8), squeeze=False)
     for j, env in enumerate(env_names):
+        one_episode = all(r["eps"] is None or r["eps"].shape[0] == 1 for r in runs if r["env"] == env)
+        if one_episode:  # nothing to adapt across: the greedy return per task group (direction, velocity bin)
+            task_groups(axes[0, j], env, by_order, groups)
+            continue
         drawn = [(m, lr) for (e, m), lr in by_order if e == env and groups[(e, m, lr)][0]["eps"] is not None]
         for i, (method, lr) in enumerate(drawn):
             group = groups[(env, method, lr)]
@@ -349,8 +398,8 @@ def main(argv=None):
         axes[0, j].xaxis.set_major_locator(plt.MaxNLocator(integer=True))  # episodes are 1..K
         if axes[0, j].get_legend_handles_labels()[0]:
             axes[0, j].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
-    fig.text(0.5, 0.01, "points: seed mean over the last 10% of updates; bars: 68% bootstrap CI over seeds",
-             ha="center", fontsize=7)
+    fig.text(0.5, 0.01, "points: seed mean over the last 10% of updates (one inner episode: the greedy return of the "
+             "final policy per task group); bars: 68% bootstrap CI over seeds", ha="center", fontsize=7)
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     fig.savefig(os.path.join(out, f"{args.prefix}adaptation.png"), dpi=120, bbox_inches="tight")
     plt.close(fig)
