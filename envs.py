@@ -257,7 +257,8 @@ class MetaEpisodeEnv(gym.Env):
 
     Subclasses define the task distribution and one inner episode:
     `sample_task()`, `set_task(task)`, `reset_inner() -> obs`, `step_inner(a) -> (obs, reward, fell)`,
-    and for exact checkpoints `get_inner_state()` / `set_inner_state(s)`.
+    and for exact checkpoints `get_inner_state()` / `set_inner_state(s)`. What `step_inner` puts in
+    `self.step_info` goes into the step's info (for evaluate.py: a velocity, a success flag, a turn).
     """
 
     metadata = {"render_modes": []}
@@ -273,6 +274,7 @@ class MetaEpisodeEnv(gym.Env):
         self.action_space = action_space
         self.task = None
         self._episode = self._t = 0
+        self.step_info = {}
 
     def _with_flag(self, obs, flag: float):
         obs = np.asarray(obs, dtype=np.float32)
@@ -297,7 +299,8 @@ class MetaEpisodeEnv(gym.Env):
             else:
                 self._t = 0
                 obs = self.reset_inner()
-        return self._with_flag(obs, float(ep_end)), float(reward), terminated, truncated, {"task": self.task.copy()}
+        info = {"task": self.task.copy()} | self.step_info
+        return self._with_flag(obs, float(ep_end)), float(reward), terminated, truncated, info
 
     # Checkpointing: counters, task, generator, and whatever the subclass needs to continue exactly.
     @property
@@ -336,6 +339,7 @@ class MujocoTaskEnv(MetaEpisodeEnv):
         before = self.sim.data.qpos[:2].copy()
         obs, _, fell, _, _ = self.sim.step(action)  # the body's own reward is ignored; ours below
         velocity = (self.sim.data.qpos[:2] - before) / self.sim.dt
+        self.step_info = {"velocity": velocity[0]}  # forward (x) velocity: Cheetah-Vel's evaluation bins it
         return obs, self.task_reward(velocity, np.asarray(action)), fell
 
     def get_inner_state(self):
@@ -560,6 +564,7 @@ class MCLSEnv(MetaEpisodeEnv):
 
     def step_inner(self, action):
         action = int(action)
+        self.step_info = {"turn": 0.0, "check": 0.0}  # +1 / -1: the final turn or a column passed right / wrong
         if self._t >= self.steps_per_episode - 1:  # the reference's timeout: its last step only ends the episode
             return self._view(), 0.0, True
         if self.phase == 0:
@@ -571,6 +576,7 @@ class MCLSEnv(MetaEpisodeEnv):
             if action == 1:
                 return self._view(), 0.0, False
             right_is_correct = self.task[0] == 1  # green: right
+            self.step_info["turn"] = 1.0 if (action == 2) == right_is_correct else -1.0
             return self._view(), self.SUCCESS if (action == 2) == right_is_correct else self.FAIL, True
         move = _ROOM_MOVES[(self.x, self.y)].get(action)
         if move is None:
@@ -580,6 +586,7 @@ class MCLSEnv(MetaEpisodeEnv):
         if self.y == 1 and self.x != 0:  # beside the column: the check
             correct = self.x == (-1 if self.room_types[self.room] == 0 else 1)
             reward += self.CHECK if correct else 0.0
+            self.step_info["check"] = 1.0 if correct else -1.0
         if self.y == 4:  # into the next room, or after the last one to the junction
             self.room, self.x, self.y = self.room + 1, 0, 0
             self.phase = 2 if self.room == self.ROOMS else 1
@@ -675,12 +682,8 @@ class ML10Env(MetaEpisodeEnv):
 
     def step_inner(self, action):
         obs, reward, terminated, _, info = self.current.step(np.asarray(action, np.float32))
-        self.solved = float(info["success"])
-        return obs, reward, bool(terminated) or self.solved > 0  # success ends the inner episode
-
-    def step(self, action):
-        obs, reward, terminated, truncated, info = super().step(action)
-        return obs, reward, terminated, truncated, info | {"success": self.solved}
+        self.step_info = {"success": float(info["success"])}
+        return obs, reward, bool(terminated) or info["success"] > 0  # success ends the inner episode
 
     @property
     def meta_state(self):
@@ -734,8 +737,9 @@ class GymVec:
             ended = info["_final_obs"]
             for i in np.flatnonzero(ended):
                 final[i] = info["final_obs"][i]
-            if "success" in info["final_info"]:  # ML10: a finished meta-episode's last flag is in final_info
-                info["success"] = np.where(ended, info["final_info"]["success"], info.get("success", 0.0))
+            for key in ("success", "velocity", "turn", "check"):  # step_info: a finished meta-episode's last is there
+                if key in info["final_info"]:
+                    info[key] = np.where(ended, info["final_info"][key], info.get(key, 0.0))
         info["final_obs"] = final
         return obs, reward.astype(np.float32), terminated, truncated, info
 

@@ -41,7 +41,7 @@ def play(agent, vec, obs, K: int, meta_episodes: int, greedy: bool = True, tasks
     and per-inner-episode success flags (M, K; ML10's `info["success"]`, else 0). greedy=False samples, one draw
     per step, like the training rollout (the test compares the two). `once`: each env's first meta-episode
     only, in the order of the envs (M = the number of envs; an env that finishes early idles on). `on_step(ended,
-    returns so far, inner episode index)` is called after every step (the video's frames)."""
+    returns so far, inner episode index, info)` is called after every step (the video's frames, StepStats)."""
     space, N = vec.single_action_space, vec.num_envs
     act_dim = 1 if agent.discrete else space.shape[0]
     # The recurrent inputs, as in the training rollout: a new task starts with h = 0 and no previous
@@ -75,7 +75,7 @@ def play(agent, vec, obs, K: int, meta_episodes: int, greedy: bool = True, tasks
                 success[np.arange(N), k] = np.maximum(success[np.arange(N), k], info["success"])
             ep_index += ended | ((obs[:, -1] == 1) if K > 1 else ended)
             if on_step is not None:
-                on_step(ended, meta.copy(), ep_index.copy())
+                on_step(ended, meta.copy(), ep_index.copy(), info)
             for i in np.flatnonzero(ended):
                 if not (once and any(f[0] == i for f in finished)):
                     finished.append((i, meta[i], eps[i].copy(), None if tasks is None else tasks[i].copy(),
@@ -86,6 +86,52 @@ def play(agent, vec, obs, K: int, meta_episodes: int, greedy: bool = True, tasks
     finished = sorted(finished[:M], key=lambda f: f[0]) if once else finished[:M]
     return (np.array([f[1] for f in finished]), np.array([f[2] for f in finished]),
             np.array([f[3] for f in finished if f[3] is not None]), np.array([f[4] for f in finished]))
+
+
+class StepStats:
+    """What a greedy evaluation measures beside the returns, from each step's info, per finished meta-episode in the
+    order `play` finishes them: Cheetah-Vel's mean absolute velocity error (|forward velocity - target| over the
+    steps), and per inner episode MC-LS's final turn (+1 right for the signal, -1 wrong, 0 none) and the columns
+    passed on their correct side (of 16)."""
+
+    def __init__(self, tasks, K):
+        self.tasks, self.K = np.array(tasks, dtype=float), K
+        N = len(self.tasks)
+        self.err, self.steps, self.turn, self.checks = np.zeros(N), np.zeros(N), np.zeros((N, K)), np.zeros((N, K))
+        self.k = np.zeros(N, dtype=int)
+        self.finished = []  # (task, velocity error, final turn per episode, correct columns per episode)
+
+    def __call__(self, ended, returns, ep_index, info):
+        i_n, k = np.arange(len(self.k)), np.minimum(self.k, self.K - 1)  # the inner episode this step was in
+        if "velocity" in info:
+            self.err += np.abs(info["velocity"] - self.tasks[:, 0])
+            self.steps += 1
+        if "turn" in info:
+            self.turn[i_n, k] += info["turn"]
+            self.checks[i_n, k] += info["check"] == 1
+        self.k = ep_index.copy()
+        for i in np.flatnonzero(ended):
+            self.finished.append((self.tasks[i].copy(), self.err[i] / max(self.steps[i], 1), self.turn[i].copy(),
+                                  self.checks[i].copy()))
+            self.err[i] = self.steps[i] = self.turn[i] = self.checks[i] = self.k[i] = 0
+            self.tasks[i] = info["task"][i]  # the next meta-episode's
+
+    def result(self, env, returns, M):
+        """The env's extra fields of eval.json, over the first M finished meta-episodes."""
+        done = self.finished[:M]
+        if env == "cheetah-vel":  # a policy that runs at one speed for every target shows in the bins
+            v = np.array([f[0][0] for f in done])
+            err = np.array([f[1] for f in done])
+            bins = {"slow (0-1 m/s)": v < 1, "middle (1-2 m/s)": (v >= 1) & (v < 2), "fast (2-3 m/s)": v >= 2}
+            return {"velocity_error": float(err.mean()),
+                    "velocity_error_per_bin": {b: float(err[m].mean()) for b, m in bins.items() if m.any()},
+                    "return_per_velocity_bin": {b: float(returns[m].mean()) for b, m in bins.items() if m.any()}}
+        if env == "mc-ls":  # Figure 7: a correct final turn in episode 1 (adapted in one) and in episode 2
+            turn, checks = np.array([f[2] for f in done]), np.array([f[3] for f in done])
+            return {"final_turn_correct_per_episode": [float(x) for x in (turn == 1).mean(0)],
+                    "final_turn_made_per_episode": [float(x) for x in (turn != 0).mean(0)],
+                    "columns_passed_correctly_per_episode": [float(x) for x in checks.mean(0)]}
+        return {}
 
 
 def run_config(run_dir: str):
@@ -126,8 +172,9 @@ def evaluate(run_dir: str, meta_episodes: int = 1024, num_envs: int = 16, seed: 
     spec = envs.get_spec(args.env)
     vec, obs, info = envs.make_vec(args.env, num_envs, seed)
     agent, ckpt = load_agent(run_dir, module, args, vec)
+    stats = StepStats(info["task"], spec.episodes_per_task)
     finished_meta, finished_eps, tasks, _ = play(agent, vec, obs, spec.episodes_per_task, meta_episodes, greedy=True,
-                                                 tasks=info["task"])
+                                                 tasks=info["task"], on_step=stats)
     vec.close()
     result = {"method": module.METHOD, "env": args.env, "lr": args.lr, "seed": args.seed,
               "train_update": ckpt["update"], "meta_episodes": int(len(finished_meta)), "eval_seed": seed,
@@ -137,6 +184,7 @@ def evaluate(run_dir: str, meta_episodes: int = 1024, num_envs: int = 16, seed: 
     if args.env in ("cheetah-dir", "ant-dir"):  # two directions: a policy that runs one way scores ~0 on average
         result["return_per_direction"] = {f"{d:+g}": float(finished_meta[tasks[:, 0] == d].mean())
                                           for d in (1.0, -1.0) if (tasks[:, 0] == d).any()}
+    result |= stats.result(args.env, finished_meta, meta_episodes)
     tmp = os.path.join(run_dir, f"eval.json.tmp{os.getpid()}")
     with open(tmp, "w") as fh:
         json.dump(result, fh, indent=1)
@@ -238,7 +286,7 @@ def video(run_dir: str, path: str, max_steps: int = 0, size=(256, 192), stride: 
     frames, done = [[_shot(env) for env in vec.vec.envs]], np.zeros(2, bool)
     returns, episodes = [np.zeros(2)], [np.ones(2, int)]
 
-    def record(ended, so_far, ep):
+    def record(ended, so_far, ep, info):
         nonlocal done
         if done.all() or (max_steps and len(frames) > max_steps):
             return

@@ -154,6 +154,7 @@ def load_runs(paths, finished=False, frames=None):
                 ev = json.load(fh)
             greedy = ev.get("return")  # and its parts: per direction (Cheetah-Dir, Ant-Dir), per inner episode
             greedy_parts = {f"direction {k}": v for k, v in ev.get("return_per_direction", {}).items()}
+            greedy_parts |= {f"velocity {k}": v for k, v in ev.get("return_per_velocity_bin", {}).items()}
             greedy_parts |= {f"episode {i + 1}": v for i, v in enumerate(ev.get("return_per_episode", []))}
         runs.append({"folder": folder, "env": cfg["env"], "method": method, "lr": cfg["lr"], "seed": cfg["seed"],
                      "greedy": greedy, "greedy_parts": greedy_parts,
@@ -219,8 +220,8 @@ def task_groups(ax, env, by_order, groups):
     """The greedy evaluation's return per task group (evaluate.py's eval.json: per direction on Cheetah-Dir and
     Ant-Dir, per velocity bin on Cheetah-Vel), each method's seed mean with its 68% CI, side by side."""
     drawn = [(m, lr) for (e, m), lr in by_order if e == env]
-    names = sorted({k for m, lr in drawn for r in groups[(env, m, lr)] for k in r["greedy_parts"] if k.startswith(
-        ("direction", "velocity"))})
+    names = list(dict.fromkeys(k for m, lr in drawn for r in groups[(env, m, lr)] for k in r["greedy_parts"]
+                               if k.startswith(("direction", "velocity"))))  # (evaluate.py's order: slow to fast)
     for i, (method, lr) in enumerate(drawn):
         group = groups[(env, method, lr)]
         keys = [k for k in names if all(k in r["greedy_parts"] for r in group)]

@@ -531,3 +531,20 @@ def test_ml10_success_reaches_the_vector_env_at_inner_and_meta_episode_ends():
     assert (np.flatnonzero(flags[:, 0]) == [9, 502]).all() and (flags[:, 0] == flags[:, 1]).all()
     assert (np.flatnonzero(ends[:, 0]) == [502]).all()  # the meta-episode ended at the second success, terminal
     assert not trunc.any()
+
+
+def test_step_info_of_a_meta_episodes_last_step_reaches_the_vector_env():
+    # MC-LS's final turn (+1: right for the signal) and Cheetah-Vel's velocity are in each step's info; the step that
+    # ends a meta-episode has them too (gymnasium moves its info to final_info; GymVec puts them back)
+    vec, _, _ = envs.make_vec("mc-ls", 2, 0)
+    turns = []
+    for _ in range(2 * 98):
+        _, _, term, trunc, info = vec.step(np.array([best_action(env) for env in vec.vec.envs]))
+        turns.append(info["turn"].copy())
+    turns = np.array(turns)
+    assert term.all() and (turns[97] == 1).all() and (turns[-1] == 1).all() and np.abs(turns).sum() == 4
+    vec, _, info = envs.make_vec("cheetah-vel", 2, 0)
+    rng = np.random.default_rng(0)
+    for t in range(200):
+        _, _, _, trunc, info = vec.step(rng.uniform(-1, 1, (2, 6)).astype(np.float32))
+    assert trunc.all() and info["velocity"].shape == (2,) and np.all(info["velocity"] != 0)

@@ -223,8 +223,9 @@ def test_ml10_split_evaluation_counts_success_per_episode_and_class(tmp_path, mo
     def step_inner(self, action):
         obs, reward, _ = real(self, action)
         name = self._names[int(self.task[:-1].argmax())]
-        self.solved = float(name == "door-close-v3" and self._episode == 1 and self._t + 1 == 5)
-        return obs, reward, self.solved > 0 or self._t + 1 == 8  # inner episodes of 8 steps keep the test short
+        solved = name == "door-close-v3" and self._episode == 1 and self._t + 1 == 5
+        self.step_info = {"success": float(solved)}
+        return obs, reward, solved or self._t + 1 == 8  # inner episodes of 8 steps keep the test short
 
     monkeypatch.setattr(envs.ML10Env, "step_inner", step_inner)
     res = evaluate.evaluate_ml10(str(tmp_path / "run"), splits=("test",), tasks_per_class=2, episodes=3, num_envs=4)
@@ -259,3 +260,25 @@ def test_a_folder_with_only_model_pt_evaluates_as_the_run_did(tmp_path):
     p = subprocess.run([sys.executable, "evaluate.py", str(only)],
                        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), capture_output=True, text=True)
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and "checkpoint.pt stays on the machine" in p.stderr
+
+
+def test_step_stats_by_hand():
+    # Cheetah-Vel: two envs, targets 0.5 (slow) and 2.5 (fast), velocities 1.0 then 2.0 for two steps each: mean
+    # absolute errors 1.0 (|1 - 0.5|, |2 - 0.5|: 0.5 and 1.5) and 1.0 (1.5 and 0.5), both meta-episodes then end
+    stats = evaluate.StepStats([[0.5], [2.5]], 1)
+    for v, ended in ((1.0, False), (2.0, True)):
+        stats(np.array([ended, ended]), None, np.array([int(ended)] * 2), {"velocity": np.array([v, v]),
+                                                                              "task": np.array([[1.5], [1.5]])})
+    res = stats.result("cheetah-vel", np.array([-10.0, -20.0]), 2)
+    assert res["velocity_error_per_bin"] == {"slow (0-1 m/s)": 1.0, "fast (2-3 m/s)": 1.0}
+    assert res["return_per_velocity_bin"] == {"slow (0-1 m/s)": -10.0, "fast (2-3 m/s)": -20.0}
+    # MC-LS: episode 1 turns wrong after 3 correct columns, episode 2 right after 16
+    stats = evaluate.StepStats([[1.0]], 2)
+    steps = [({"turn": 0.0, "check": 1.0}, 0)] * 3 + [({"turn": -1.0, "check": 0.0}, 1)] + \
+        [({"turn": 0.0, "check": 1.0}, 1)] * 16 + [({"turn": 1.0, "check": 0.0}, 2)]
+    for i, (info, k) in enumerate(steps):
+        last = i == len(steps) - 1
+        stats(np.array([last]), None, np.array([k]), {key: np.array([v]) for key, v in info.items()} | {"task": np.array([[0.0]])})
+    res = stats.result("mc-ls", np.array([10.0]), 1)
+    assert res["final_turn_correct_per_episode"] == [0.0, 1.0] and res["final_turn_made_per_episode"] == [1.0, 1.0]
+    assert res["columns_passed_correctly_per_episode"] == [3.0, 16.0]
