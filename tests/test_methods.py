@@ -554,12 +554,14 @@ def test_every_script_takes_num_envs_and_reward_clip_from_the_env(method, monkey
 
 
 @pytest.mark.parametrize("method", ALL)
-def test_a_file_as_run_dir_is_one_line(method, tmp_path):
+def test_a_file_as_run_dir_is_one_line(method, tmp_path, capsys):
     (tmp_path / "file").write_text("")
+    mod = importlib.import_module(method)
     for run_dir in (tmp_path / "file", tmp_path / "file" / "run"):
-        p = subprocess.run([sys.executable, f"{method}.py", "--run-dir", str(run_dir)], cwd=ROOT, capture_output=True,
-                           text=True)
-        assert p.returncode == 2 and p.stderr.count("\n") == 1 and "is a file, not a folder" in p.stderr, p.stderr
+        with pytest.raises(SystemExit) as stop:
+            mod.parse_args(["--run-dir", str(run_dir)])
+        err = capsys.readouterr().err
+        assert stop.value.code == 2 and err.count("\n") == 1 and "is a file, not a folder" in err, err
 
 
 @pytest.mark.parametrize("method,flags,name", [("rnn_hn", ["--hyper-init", "kaiming"], "rnn_hn-kaiming"),
