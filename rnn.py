@@ -438,10 +438,7 @@ def parse_args(argv=None) -> Args:
     if "resume" in given:
         return resume_args(parser, given)
     args = Args(**given)
-    spec = envs.get_spec(args.env)
-    for name in PER_ENV:
-        if getattr(args, name) is None:
-            setattr(args, name, getattr(spec, name))
+    env_defaults(args)
     if args.lr is None:
         args.lr = BEST_LR.get(run_name(args), {}).get(args.env, 3e-4)
         args.lr_note = " (our best on this env; --lr sets another)" if args.env in BEST_LR.get(run_name(args), {}) else ""
@@ -467,6 +464,14 @@ def parse_args(argv=None) -> Args:
     if args.lr > 0.1:
         print(f"warning: --lr {args.lr:g} is far above the paper's range (3e-5 to 3e-3); expect no learning", file=sys.stderr)
     return args
+
+
+def env_defaults(args):
+    """Settings left unset (None) take the env's value (envs.ENVS)."""
+    spec = envs.get_spec(args.env)
+    for name in PER_ENV:
+        if getattr(args, name) is None:
+            setattr(args, name, getattr(spec, name))
 
 
 def operational_checks(args):
@@ -496,6 +501,7 @@ def resume_args(parser, given) -> Args:
     if saved.get("method", METHOD) != METHOD:
         parser.error(f"--resume {run_dir}: that run was trained by {saved['method']}.py; resume it with that script")
     args = dataclasses.replace(args, **given, resume=run_dir, run_dir=run_dir)
+    env_defaults(args)  # a setting newer than the run: it ran with the env's value
     for ok, msg in operational_checks(args):
         if not ok:
             parser.error(msg)

@@ -695,14 +695,11 @@ def parse_args(argv=None) -> Args:
     if "resume" in given:
         return resume_args(parser, given)
     args = Args(**given)
-    spec = envs.get_spec(args.env)
     if args.naive and args.pretrain_updates is None:
         args.pretrain_updates = 0
-    for name in PER_ENV:
-        if getattr(args, name) is None:
-            setattr(args, name, vae_settings(args.env)[name] if name in VAE_FLAGS else getattr(spec, name))
+    env_defaults(args)
     if "pretrain_updates" not in given:  # the paper's count at its budget; at another budget the same share of it
-        args.pretrain_updates = round(args.pretrain_updates * args.total_timesteps / spec.total_timesteps)
+        args.pretrain_updates = round(args.pretrain_updates * args.total_timesteps / envs.get_spec(args.env).total_timesteps)
     if args.lr is None:
         args.lr = BEST_LR.get(run_name(args), {}).get(args.env, 3e-4)
         args.lr_note = " (our best on this env; --lr sets another)" if args.env in BEST_LR.get(run_name(args), {}) else ""
@@ -733,6 +730,14 @@ def parse_args(argv=None) -> Args:
     return args
 
 
+def env_defaults(args):
+    """Settings left unset (None) take the env's value (envs.ENVS; the VAE's from its table)."""
+    spec = envs.get_spec(args.env)
+    for name in PER_ENV:
+        if getattr(args, name) is None:
+            setattr(args, name, vae_settings(args.env)[name] if name in VAE_FLAGS else getattr(spec, name))
+
+
 def operational_checks(args):
     """(ok, message) for the flags that may also change on --resume."""
     return [(args.total_timesteps > 0, "--total-timesteps must be > 0"), (args.threads > 0, "--threads must be > 0"),
@@ -760,6 +765,7 @@ def resume_args(parser, given) -> Args:
     if saved.get("method", METHOD) != METHOD:
         parser.error(f"--resume {run_dir}: that run was trained by {saved['method']}.py; resume it with that script")
     args = dataclasses.replace(args, **given, resume=run_dir, run_dir=run_dir)
+    env_defaults(args)  # a setting newer than the run: it ran with the env's value
     for ok, msg in operational_checks(args):
         if not ok:
             parser.error(msg)

@@ -596,3 +596,19 @@ def test_the_default_learning_rate_is_our_best_for_the_env(method, capsys):
         assert args.lr == best[method] == mod.BEST_LR[method]["walker"]
     if method == "rnn_hn":
         assert mod.parse_args(["--env", "walker", "--hyper-init", "kaiming"]).lr == 3e-4  # its own pilots' pick
+
+
+@pytest.mark.parametrize("method", ALL)
+def test_resuming_a_run_older_than_a_setting_takes_the_envs_value(method, tmp_path):
+    # A run made before a per-env setting existed (its config.json lacks it) ran with the env's value: resuming it
+    # takes that value, not None (reward_clip was added after runs that are extended today).
+    mod = importlib.import_module(method)
+    run_dir = tmp_path / "run"
+    mod.main(mod.parse_args(["--env", "gridworld", "--total-timesteps", str(2 * 960), "--save-every", "1",
+                             "--stop-after", "1", "--run-dir", str(run_dir)]))
+    config = json.loads((run_dir / "config.json").read_text())
+    del config["reward_clip"], config["num_envs"]
+    (run_dir / "config.json").write_text(json.dumps(config))
+    args = mod.parse_args(["--resume", str(run_dir)])
+    assert (args.reward_clip, args.num_envs) == (10.0, 16)
+    assert mod.main(args)["updates"] == 2
