@@ -148,17 +148,19 @@ def load_runs(paths, finished=False, frames=None):
         pre = lambda r, k: r.get("pretraining") == 1 and (k == "latent_grad_norm" or k.startswith("return"))  # noqa: E731
         col = lambda k: np.array([np.nan if pre(r, k) else r.get(k, np.nan) for r in rows])  # noqa: E731
         eps = sorted((k for k in rows[0] if k.startswith("return_ep")), key=lambda k: int(k[9:]))
-        greedy, greedy_parts = None, {}
+        greedy, greedy_parts, splits = None, {}, {}
         if os.path.exists(os.path.join(folder, "eval.json")) and not (frames and went_past):  # not the final policy
             with open(os.path.join(folder, "eval.json")) as fh:
                 ev = json.load(fh)
             greedy = ev.get("return")  # and its parts: per direction (Cheetah-Dir, Ant-Dir), per inner episode
             greedy_parts = {f"direction {k}": v for k, v in ev.get("return_per_direction", {}).items()}
             greedy_parts |= {f"velocity {k}": v for k, v in ev.get("return_per_velocity_bin", {}).items()}
+            splits = {k: ev[k] for k in ("train", "test") if k in ev}  # ML10: success on its train / test classes
             greedy_parts |= {f"episode {i + 1}": v for i, v in enumerate(ev.get("return_per_episode", []))}
         runs.append({"folder": folder, "env": cfg["env"], "method": method, "lr": cfg["lr"], "seed": cfg["seed"],
                      "greedy": greedy, "greedy_parts": greedy_parts,
                      "done": done,
+                     "splits": splits, "success": col("success"),
                      "step": col("global_step"), "return": col("return"), "grad": col("latent_grad_norm"),
                      "hours": col("time")[-1] / 3600,  # training seconds, summed over resumed sessions
                      "eps": np.stack([col(k) for k in eps]) if eps else None})
@@ -369,6 +371,22 @@ def main(argv=None):
                 zooms[j].tick_params(labelsize=7)
             if ax.get_legend_handles_labels()[0]:
                 ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the axes, off the data
+    success_envs = [e for e in env_names if any(np.isfinite(r["success"]).any() for r in runs if r["env"] == e)]
+    if success_envs:  # ML10: the share of inner episodes that reached Meta-World's success, in training
+        figs["success"] = plt.subplots(1, len(success_envs), figsize=(5 * len(success_envs) + 2.5, 3.8), squeeze=False)
+        for j, env in enumerate(success_envs):
+            ax = figs["success"][1][0, j]
+            for (e, method), lr in by_order:
+                group = groups[(env, method, lr)] if e == env else []
+                if group:
+                    grid = np.linspace(0, min(r["step"][-1] for r in group), 200)
+                    mean, lo, hi = mean_curve(group, "success", grid)
+                    line, = ax.plot(grid, mean, label=f"{display(method)} (lr {lr:g}, {len(group)} seed"
+                                    f"{'s' * (len(group) > 1)})", **style(method))
+                    ax.fill_between(grid, lo, hi, color=line.get_color(), alpha=0.15)
+            ax.set(title=env, xlabel="frames", ylabel="success fraction (training, inner episodes)")
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     for name, (fig, _) in figs.items():
         fig.text(0.5, 0.01, CAPTION, ha="center", fontsize=7)
         fig.tight_layout(rect=(0, 0.04, 1, 1))
@@ -416,6 +434,19 @@ def main(argv=None):
         table.append(f"| {env} | {display(method)} | {lr:g} | {len(group)} | {with_ci([np.nanmean(r['return']) for r in group])} | "
                      f"{with_ci([early_mean(g) for g in grads])} | {with_ci([late_mean(g) for g in grads])} | "
                      f"{f'{hours:.2f}' if np.isfinite(hours) else ''} |")
+    if any(r["splits"] for r in runs):  # ML10: Figure 16's measure, per split (evaluate.py --split)
+        table += ["", "ML10 success fraction of the final policy (evaluate.py: deterministic, 10 inner episodes per "
+                      "task; mean [68% CI] over seeds):", "",
+                  "| env | method | lr | seeds | split | success fraction | episode 1 | episode 2 | episode 10 |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for (env, method), lr in by_order:
+            group = groups[(env, method, lr)]
+            for split in ("train", "test"):
+                if all(split in r["splits"] for r in group):
+                    per = np.array([r["splits"][split]["success_per_episode"] for r in group])
+                    cells = [with_ci(per[:, k]) if per.shape[1] > k else "" for k in (0, 1, 9)]
+                    table.append(f"| {env} | {display(method)} | {lr:g} | {len(group)} | {split} | "
+                                 f"{with_ci([r['splits'][split]['success'] for r in group])} | " + " | ".join(cells) + " |")
     parts = sorted({k for r in runs for k in r["greedy_parts"]})
     if parts:  # the greedy return's parts, so that e.g. a one-direction runner shows as such
         table += ["", "Greedy eval return by part at the best lr (mean [68% CI] over seeds):", "",
@@ -467,7 +498,8 @@ def main(argv=None):
         fh.write("\n".join(table) + "\n")
     os.replace(summary + ".tmp", summary)
     print("\n".join(table))
-    print(f"wrote {', '.join(os.path.join(out, args.prefix + n) for n in ('returns.png', 'grad_norm.png', 'adaptation.png', 'summary.md'))}")
+    written = [f"{n}.png" for n in figs] + ["adaptation.png", "summary.md"]
+    print(f"wrote {', '.join(os.path.join(out, args.prefix + n) for n in written)}")
 
 
 if __name__ == "__main__":

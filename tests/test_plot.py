@@ -332,3 +332,23 @@ def test_a_folder_with_no_finished_run_is_one_line(tmp_path):
     p = subprocess.run([sys.executable, "plot.py", str(tmp_path), "--out", str(tmp_path / "figs")], cwd=root,
                        capture_output=True, text=True)
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and "no finished run" in p.stderr, p.stderr
+
+
+def test_ml10_success_curve_and_split_table(tmp_path):
+    # ML10 runs log their training success; their eval.json holds each split's success fractions (evaluate.py)
+    for seed, level in ((73, 0.2), (20, 0.4)):
+        folder = tmp_path / f"ml10__rnn_hn__lr0.0003__s{seed}"
+        folder.mkdir()
+        (folder / "summary.json").write_text("{}")
+        json.dump({"env": "ml10", "method": "rnn_hn", "lr": 3e-4, "seed": seed}, open(folder / "config.json", "w"))
+        with open(folder / "progress.csv", "w") as fh:
+            fh.write("update,global_step,return,return_ep1,return_ep2,success,latent_grad_norm\n")
+            for u in range(1, 21):
+                fh.write(f"{u},{u * 4800},{u},{u / 2},{u / 2},{level * u / 20},1\n")
+        split = lambda x: {"success": x, "success_per_episode": [x] * 10}  # noqa: E731
+        json.dump({"train": split(level), "test": split(level / 2)}, open(folder / "eval.json", "w"))
+    plot.main([str(tmp_path), "--out", str(tmp_path / "figs"), "--bayes", str(tmp_path / "none.json")])
+    table = (tmp_path / "figs" / "summary.md").read_text()
+    assert (tmp_path / "figs" / "success.png").exists()
+    assert "| ml10 | RNN+HN | 0.0003 | 2 | test | 0.15 [0.10, 0.20] | 0.15 [0.10, 0.20] |" in table
+    assert "| ml10 | RNN+HN | 0.0003 | 2 | train | 0.30 [0.20, 0.40] |" in table
