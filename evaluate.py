@@ -255,10 +255,21 @@ def _shot(env):
     return env.sim.render()
 
 
+def video_tasks(env: str):
+    """The video's two tasks (None: two draws of the env's distribution) and each panel's label."""
+    if env == "cheetah-dir":
+        return [[1.0], [-1.0]], lambda u: "forward" if u[0] > 0 else "backward"
+    if env == "ant-dir":  # the task is an angle in radians (the reference's): +-57 degrees off the x axis
+        return [[1.0], [-1.0]], lambda u: f"heading {np.degrees(u[0]):+.0f} deg"
+    if env == "cheetah-vel":  # a slow and a fast target
+        return [[0.5], [2.5]], lambda u: f"target {u[0]:.2f} m/s"
+    return None, lambda u: f"torso mass x{1.5 ** u[1]:.2f}, floor friction x{1.5 ** u[32]:.2f}"  # Walker's physics
+
+
 def video(run_dir: str, path: str, max_steps: int = 0, size=(256, 192), stride: int = 2, seed: int = 10_000) -> int:
     """A GIF of the run's greedy policy: one meta-episode in each of two tasks, side by side, every frame
-    labelled with its task and the return so far (Cheetah-Dir and Ant-Dir: forward and backward; other
-    MuJoCo envs: two tasks of the env's own distribution, e.g. Walker's physics). MuJoCo renders offscreen
+    labelled with its task and the return so far (Cheetah-Dir and Ant-Dir: both directions; Cheetah-Vel: a
+    slow and a fast target, 0.5 and 2.5 m/s; Walker: two draws of its physics). MuJoCo renders offscreen
     (MUJOCO_GL, default egl); Pillow writes the GIF. `max_steps` > 0 cuts the clip. Returns the frames."""
     os.environ.setdefault("MUJOCO_GL", "egl")  # before MuJoCo is first imported
     import mujoco
@@ -277,12 +288,10 @@ def video(run_dir: str, path: str, max_steps: int = 0, size=(256, 192), stride: 
             m.geom_size[g, :2] *= grow
             if mat >= 0 and not m.mat_texuniform[mat]:
                 m.mat_texrepeat[mat] *= grow
-    if args.env in ("cheetah-dir", "ant-dir"):  # one task each way
-        obs = np.stack([env.reset(seed=seed, options={"task": [d]})[0] for env, d in zip(vec.vec.envs, (1.0, -1.0))])
+    chosen, label = video_tasks(args.env)
+    if chosen:
+        obs = np.stack([env.reset(seed=seed, options={"task": u})[0] for env, u in zip(vec.vec.envs, chosen)])
     tasks = np.stack([env.task for env in vec.vec.envs])
-    label = (lambda u: "forward" if u[0] > 0 else "backward") if args.env in ("cheetah-dir", "ant-dir") else \
-        (lambda u: f"target {u[0]:.2f} m/s") if args.env == "cheetah-vel" else \
-        (lambda u: f"torso mass x{1.5 ** u[1]:.2f}, floor friction x{1.5 ** u[32]:.2f}")  # Walker's physics
     K = spec.episodes_per_task
     frames, done = [[_shot(env) for env in vec.vec.envs]], np.zeros(2, bool)
     returns, episodes = [np.zeros(2)], [np.ones(2, int)]

@@ -289,3 +289,19 @@ def test_step_stats_by_hand():
     res = stats.result("mc-ls", np.array([10.0]), 1)
     assert res["final_turn_correct_per_episode"] == [0.0, 1.0] and res["final_turn_made_per_episode"] == [1.0, 1.0]
     assert res["columns_passed_correctly_per_episode"] == [3.0, 16.0]
+
+
+@pytest.mark.parametrize("name", ["cheetah-dir", "cheetah-vel", "ant-dir", "walker"])
+def test_video_shows_two_different_tasks_each_env_accepts(name):
+    # Cheetah-Vel's clip shows a slow and a fast target (not two random draws); Ant-Dir's label is its heading
+    chosen, label = evaluate.video_tasks(name)
+    env = envs.make_env(name)
+    tasks = []
+    for u in chosen or [None, None]:
+        env.reset(seed=len(tasks), options={"task": u} if u else None)
+        tasks.append(env.task.copy())
+    assert label(tasks[0]) != label(tasks[1])
+    if name == "cheetah-vel":
+        assert tasks[0][0] <= 1.0 and tasks[1][0] >= 2.0
+    if name == "ant-dir":
+        assert [label(u) for u in tasks] == ["heading +57 deg", "heading -57 deg"]
