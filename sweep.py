@@ -266,10 +266,18 @@ def mismatch(run, args):
         return None
     with open(path) as fh:
         saved = json.load(fh)
-    wanted = dataclasses.asdict(importlib.import_module(run["script"]).parse_args(settings(run, args)))
-    for key, value in wanted.items():  # (a setting newer than the run is absent from its config: it ran the default)
-        if key not in OPERATIONAL and key in saved and saved[key] != value:
-            return (f"{run['dir']} holds a run with {key}={saved.get(key)!r}, this sweep asks {key}={value!r}; "
+    module = importlib.import_module(run["script"])
+    wanted_args = module.parse_args(settings(run, args))
+    for key, value in dataclasses.asdict(wanted_args).items():
+        if key in OPERATIONAL or key not in saved:  # (a setting newer than the run is absent: it ran the default)
+            continue
+        ran = saved[key]
+        if ran is None and key in module.PER_ENV:  # written by a resume older than the setting: it ran the env's value
+            unset = dataclasses.replace(wanted_args, **{key: None})
+            module.env_defaults(unset)
+            ran = getattr(unset, key)
+        if ran != value:
+            return (f"{run['dir']} holds a run with {key}={saved[key]!r}, this sweep asks {key}={value!r}; "
                     f"use another --out or --tag, or delete that folder")
     return None
 

@@ -99,6 +99,14 @@ def test_interrupted_run_is_resumed(tmp_path):
     p = sweep(*base, "--extra", "--total-timesteps 3840 --ent-coef 0.5")
     assert p.returncode == 1 and p.stderr.count("\n") == 1, p.stdout + p.stderr
     assert "holds a run with ent_coef=0.1, this sweep asks ent_coef=0.5" in p.stderr and "start" not in p.stdout
+    # a setting its config.json holds as None (written by an older script's resume) is the env's value, as it ran
+    cfg_path = os.path.join(out, "gridworld__rnn__lr0.001__s20", "config.json")
+    cfg = json.load(open(cfg_path))
+    for clip, ok in ((None, True), (5.0, False)):
+        json.dump(cfg | {"reward_clip": clip}, open(cfg_path, "w"))
+        p = sweep(*base, "--extra", "--total-timesteps 3840")
+        assert (p.returncode == 0 and "| gridworld__rnn__lr0.001__s20 | done (skipped) |" in p.stdout) == ok, p.stdout + p.stderr
+        assert ok or "holds a run with reward_clip=5.0, this sweep asks reward_clip=10.0" in p.stderr
 
 
 def test_slurm_script_and_bad_input(tmp_path):
