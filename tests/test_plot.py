@@ -32,19 +32,28 @@ def test_smooth_is_trailing_and_skips_nan():
     assert s[0] == 0.0 and s[1] == 0.0 and s[2] == 2.0 and s[3] == 3.0
 
 
-def write_run(root, method, lr, seed, slope, hyper_init="bias", done=True, name=None, updates=50):
-    folder = root / (name or f"gridworld__{method}__{hyper_init}__lr{lr}__s{seed}")
+def fake_run(root, name, config, header, rows, summary="{}"):
+    """A run folder as a script leaves it: config.json, progress.csv (header and rows), and summary.json
+    when finished (summary=None: unfinished)."""
+    folder = root / name
     folder.mkdir(parents=True)
-    if done:
-        (folder / "summary.json").write_text("{}")
-    json.dump({"env": "gridworld", "method": method, "lr": lr, "seed": seed, "hyper_init": hyper_init},
-              open(folder / "config.json", "w"))
-    steps = np.arange(1, updates + 1) * 960
+    if summary is not None:
+        (folder / "summary.json").write_text(summary)
+    json.dump(config, open(folder / "config.json", "w"))
     with open(folder / "progress.csv", "w") as fh:
-        fh.write("update,global_step,return,return_ep1,return_ep2,return_ep3,return_ep4,latent_grad_norm\n")
-        for i, s in enumerate(steps):
-            r = slope * i / 50 + seed * 0.01
-            fh.write(f"{i + 1},{s},{r},{r / 4 - 1},{r / 4},{r / 4 + 0.5},{r / 4 + 0.5},{0.1 * slope}\n")
+        fh.writelines(line + "\n" for line in [header, *rows])
+    return folder
+
+
+def write_run(root, method, lr, seed, slope, hyper_init="bias", done=True, name=None, updates=50):
+    rows = []
+    for i in range(updates):
+        r = slope * i / 50 + seed * 0.01
+        rows.append(f"{i + 1},{(i + 1) * 960},{r},{r / 4 - 1},{r / 4},{r / 4 + 0.5},{r / 4 + 0.5},{0.1 * slope}")
+    fake_run(root, name or f"gridworld__{method}__{hyper_init}__lr{lr}__s{seed}",
+             {"env": "gridworld", "method": method, "lr": lr, "seed": seed, "hyper_init": hyper_init},
+             "update,global_step,return,return_ep1,return_ep2,return_ep3,return_ep4,latent_grad_norm", rows,
+             "{}" if done else None)
 
 
 def test_best_lr_and_outputs(tmp_path):
@@ -232,14 +241,12 @@ def test_methods_names_a_method_without_runs(tmp_path, capsys):
 
 def test_efficiency_gradient_and_hours_table(tmp_path):
     for seed, hours in ((73, 1.0), (20, 2.0)):
-        folder = tmp_path / f"gridworld__rnn__bias__lr0.001__s{seed}"
-        folder.mkdir()
-        (folder / "summary.json").write_text("{}")
-        json.dump({"env": "gridworld", "method": "rnn", "lr": 1e-3, "seed": seed}, open(folder / "config.json", "w"))
-        with open(folder / "progress.csv", "w") as fh:  # return 0..19 + seed offset, norm 1 then 3, time to `hours`
-            fh.write("update,global_step,return,latent_grad_norm,time\n")
-            for i in range(20):
-                fh.write(f"{i + 1},{(i + 1) * 960},{i + seed % 2},{1.0 if i < 10 else 3.0},{hours * 3600 * (i + 1) / 20}\n")
+        # return 0..19 + seed offset, norm 1 then 3, time to `hours`
+        rows = [f"{i + 1},{(i + 1) * 960},{i + seed % 2},{1.0 if i < 10 else 3.0},{hours * 3600 * (i + 1) / 20}"
+                for i in range(20)]
+        fake_run(tmp_path, f"gridworld__rnn__bias__lr0.001__s{seed}",
+                 {"env": "gridworld", "method": "rnn", "lr": 1e-3, "seed": seed},
+                 "update,global_step,return,latent_grad_norm,time", rows)
     plot.main([str(tmp_path), "--out", str(tmp_path / "figs"), "--bayes", str(tmp_path / "none.json")])
     table = (tmp_path / "figs" / "summary.md").read_text()
     # whole-curve means 9.5 (seed 20) and 10.5 (seed 73): resample means 9.5, 10, 10, 10.5 -> CI [9.50, 10.50];
@@ -301,16 +308,11 @@ def test_pre_training_updates_are_left_out_of_curves_scores_and_the_lr_rule(tmp_
     import sys
 
     for lr, pre, after in ((1e-3, 0.0, 2.0), (3e-4, 100.0, 1.0)):
-        folder = tmp_path / f"gridworld__ti__lr{lr:g}__s73"
-        folder.mkdir()
-        (folder / "summary.json").write_text(json.dumps({"updates": 20}))
+        rows = [f"{u},{u * 960},{pre if u <= 5 else after},{pre if u <= 5 else after},{0 if u <= 5 else 1},{int(u <= 5)}"
+                for u in range(1, 21)]
+        folder = fake_run(tmp_path, f"gridworld__ti__lr{lr:g}__s73", {"env": "gridworld", "method": "ti", "lr": lr, "seed": 73},
+                          "update,global_step,return,return_ep1,latent_grad_norm,pretraining", rows, json.dumps({"updates": 20}))
         (folder / "checkpoint.pt").write_text("")
-        json.dump({"env": "gridworld", "method": "ti", "lr": lr, "seed": 73}, open(folder / "config.json", "w"))
-        with open(folder / "progress.csv", "w") as fh:
-            fh.write("update,global_step,return,return_ep1,latent_grad_norm,pretraining\n")
-            for u in range(1, 21):
-                fh.write(f"{u},{u * 960},{pre if u <= 5 else after},{pre if u <= 5 else after},"
-                         f"{0 if u <= 5 else 1},{int(u <= 5)}\n")
     runs = plot.load_runs([str(tmp_path)])
     assert plot.best_lr(runs) == {("gridworld", "ti"): 1e-3}
     assert all(np.isnan(r["return"][:5]).all() and np.isnan(r["grad"][:5]).all() for r in runs)
@@ -337,14 +339,10 @@ def test_a_folder_with_no_finished_run_is_one_line(tmp_path):
 def test_ml10_success_curve_and_split_table(tmp_path):
     # ML10 runs log their training success; their eval.json holds each split's success fractions (evaluate.py)
     for seed, level in ((73, 0.2), (20, 0.4)):
-        folder = tmp_path / f"ml10__rnn_hn__lr0.0003__s{seed}"
-        folder.mkdir()
-        (folder / "summary.json").write_text("{}")
-        json.dump({"env": "ml10", "method": "rnn_hn", "lr": 3e-4, "seed": seed}, open(folder / "config.json", "w"))
-        with open(folder / "progress.csv", "w") as fh:
-            fh.write("update,global_step,return,return_ep1,return_ep2,success,latent_grad_norm\n")
-            for u in range(1, 21):
-                fh.write(f"{u},{u * 4800},{u},{u / 2},{u / 2},{level * u / 20},1\n")
+        rows = [f"{u},{u * 4800},{u},{u / 2},{u / 2},{level * u / 20},1" for u in range(1, 21)]
+        folder = fake_run(tmp_path, f"ml10__rnn_hn__lr0.0003__s{seed}",
+                          {"env": "ml10", "method": "rnn_hn", "lr": 3e-4, "seed": seed},
+                          "update,global_step,return,return_ep1,return_ep2,success,latent_grad_norm", rows)
         split = lambda x: {"success": x, "success_per_episode": [x] * 10}  # noqa: E731
         json.dump({"train": split(level), "test": split(level / 2)}, open(folder / "eval.json", "w"))
     plot.main([str(tmp_path), "--out", str(tmp_path / "figs"), "--bayes", str(tmp_path / "none.json")])
